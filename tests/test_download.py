@@ -1,0 +1,368 @@
+"""Downloads against a real HTTP server on 127.0.0.1 that honours Range requests and misbehaves
+on demand (drops the connection midway, answers 404/500, serves corrupted bytes)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from upstream_files import (
+    MPI3D_TEST_SIZES,
+    decode_index,
+    dsprites_arrays,
+    mpi3d_arrays,
+    shapes3d_arrays,
+    write_h5,
+    write_npz,
+)
+
+from lambdabeta.download import (
+    Checksum,
+    DownloadError,
+    IntegrityError,
+    fetch,
+    fetch_source,
+    file_checksum,
+    use_local_file,
+)
+from lambdabeta.loader import load_prepared
+from lambdabeta.prepare import prepare_source
+
+FAST = {"retry_wait": 0.0, "timeout": 5.0, "progress": False}
+
+
+@dataclass
+class Behaviour:
+    """What the server serves, how it misbehaves, and the requests it saw."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    status: dict[str, int] = field(default_factory=dict)  # path -> error status to answer
+    drop_first: set[str] = field(default_factory=set)  # close after half the body, first time
+    corrupt: set[str] = field(default_factory=set)  # flip the bits of the first byte
+    ignore_range: set[str] = field(default_factory=set)  # answer 200 with the whole file
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range)
+    dropped: set[str] = field(default_factory=set)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    behaviour: Behaviour
+
+    def do_GET(self):
+        behaviour = self.behaviour
+        range_header = self.headers.get("Range")
+        behaviour.requests.append((self.path, range_header))
+        if self.path in behaviour.status:
+            self.send_error(behaviour.status[self.path])
+            return
+        if self.path not in behaviour.files:
+            self.send_error(404)
+            return
+        data = behaviour.files[self.path]
+        if self.path in behaviour.corrupt:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        start = 0
+        if range_header and self.path not in behaviour.ignore_range:
+            start = int(re.fullmatch(r"bytes=(\d+)-", range_header).group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.path in behaviour.drop_first and self.path not in behaviour.dropped:
+            behaviour.dropped.add(self.path)
+            self.wfile.write(body[: len(body) // 2])
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    """(base URL, Behaviour) of a threaded HTTP server on an ephemeral port."""
+    behaviour = Behaviour()
+    handler = type("BoundHandler", (Handler,), {"behaviour": behaviour})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", behaviour
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def payload():
+    """A small file (random bytes) and its checksums."""
+    data = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    return (
+        data,
+        "md5:" + hashlib.md5(data).hexdigest(),
+        "sha256:" + hashlib.sha256(data).hexdigest(),
+    )
+
+
+def refused_url() -> str:
+    """A URL on a port nothing listens on (connection refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/file.bin"
+
+
+def test_clean_download(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, sha256 = payload
+    behaviour.files["/file.bin"] = data
+    dest = tmp_path / "sub" / "file.bin"
+    assert (
+        fetch([base + "/file.bin"], dest, sha256, size=len(data), chunk_size=4096, **FAST) == dest
+    )
+    assert dest.read_bytes() == data
+    assert not (tmp_path / "sub" / "file.bin.part").exists()
+    assert behaviour.requests == [("/file.bin", None)]
+    # already there and verified: returned without a request
+    fetch([base + "/file.bin"], dest, md5, **FAST)
+    assert len(behaviour.requests) == 1
+
+
+def test_dropped_connection_resumes_with_range(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    behaviour.drop_first.add("/file.bin")
+    dest = tmp_path / "file.bin"
+    fetch([base + "/file.bin"], dest, md5, chunk_size=1024, **FAST)
+    assert dest.read_bytes() == data
+    assert len(behaviour.requests) == 2
+    assert behaviour.requests[0] == ("/file.bin", None)
+    assert behaviour.requests[1] == ("/file.bin", f"bytes={len(data) // 2}-")
+
+
+def test_partial_file_from_an_earlier_run_is_resumed(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    dest = tmp_path / "file.bin"
+    (tmp_path / "file.bin.part").write_bytes(data[:1000])
+    fetch([base + "/file.bin"], dest, md5, **FAST)
+    assert dest.read_bytes() == data
+    assert behaviour.requests == [("/file.bin", "bytes=1000-")]
+
+
+def test_complete_partial_file_is_verified_after_416(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    (tmp_path / "file.bin.part").write_bytes(data)  # killed after the last byte, before rename
+    fetch([base + "/file.bin"], tmp_path / "file.bin", md5, **FAST)
+    assert (tmp_path / "file.bin").read_bytes() == data
+    assert behaviour.requests == [("/file.bin", f"bytes={len(data)}-")]
+
+
+def test_server_ignoring_range_restarts_from_scratch(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    behaviour.ignore_range.add("/file.bin")
+    (tmp_path / "file.bin.part").write_bytes(b"garbage from some other file")
+    fetch([base + "/file.bin"], tmp_path / "file.bin", md5, **FAST)
+    assert (tmp_path / "file.bin").read_bytes() == data
+    assert behaviour.requests[0][1] is not None  # it did ask for a range
+
+
+def test_corrupt_file_fails_with_both_checksums(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    behaviour.corrupt.add("/file.bin")
+    corrupt_md5 = hashlib.md5(bytes([data[0] ^ 0xFF]) + data[1:]).hexdigest()
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError) as error:
+        fetch([base + "/file.bin"], dest, md5, **FAST)
+    message = str(error.value)
+    assert base + "/file.bin" in message
+    assert f"checksum mismatch: expected {md5}, got md5:{corrupt_md5}" in message
+    assert f"(expected {md5})" in message
+    assert not dest.exists()
+    assert not (tmp_path / "file.bin.part").exists()
+
+
+def test_size_mismatch_is_reported(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    with pytest.raises(DownloadError, match=f"size mismatch: expected 5 bytes, got {len(data)}"):
+        fetch([base + "/file.bin"], tmp_path / "file.bin", md5, size=5, **FAST)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("dead", ["refused", "404", "500"])
+def test_dead_first_mirror_then_good_second(server, payload, tmp_path, dead):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/good.bin"] = data
+    behaviour.status["/500.bin"] = 500
+    first = refused_url() if dead == "refused" else f"{base}/{dead}.bin"
+    fetch([first, base + "/good.bin"], tmp_path / "file.bin", md5, **FAST)
+    assert (tmp_path / "file.bin").read_bytes() == data
+    # an HTTP error status is not retried on the same mirror
+    assert [path for path, _ in behaviour.requests].count(f"/{dead}.bin") == (dead != "refused")
+
+
+def test_all_mirrors_failing_names_every_url_and_reason(server, payload, tmp_path):
+    base, behaviour = server
+    _, md5, _ = payload
+    behaviour.status["/broken.bin"] = 500
+    urls = [refused_url(), base + "/missing.bin", base + "/broken.bin"]
+    with pytest.raises(DownloadError) as error:
+        fetch(urls, tmp_path / "file.bin", md5, attempts_per_url=2, **FAST)
+    message = str(error.value)
+    assert f"(expected {md5})" in message
+    assert re.search(
+        re.escape(urls[0]) + r": connection error: .*refused.*after 2 attempts", message
+    )
+    assert f"{urls[1]}: HTTP 404" in message
+    assert f"{urls[2]}: HTTP 500" in message
+    assert not (tmp_path / "file.bin").exists()
+
+
+def test_drops_on_every_mirror_keep_the_partial_file_for_a_later_run(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    behaviour.drop_first.add("/file.bin")
+    with pytest.raises(
+        DownloadError,
+        match=r"connection closed after .* bytes.*after 1 "
+        r"attempts[\s\S]*running again resumes",
+    ):
+        fetch([base + "/file.bin"], tmp_path / "file.bin", md5, attempts_per_url=1, **FAST)
+    part = tmp_path / "file.bin.part"
+    assert part.stat().st_size == len(data) // 2
+    fetch([base + "/file.bin"], tmp_path / "file.bin", md5, **FAST)  # a later invocation
+    assert (tmp_path / "file.bin").read_bytes() == data
+    assert behaviour.requests[-1] == ("/file.bin", f"bytes={len(data) // 2}-")
+
+
+def test_checksum_spec_is_validated():
+    assert Checksum.parse("MD5:" + "A" * 32) == Checksum("md5", "a" * 32)
+    for spec, message in [
+        ("d41d8cd98f00b204e9800998ecf8427e", "must look like"),
+        ("crc32:1234abcd", "unsupported algorithm 'crc32'"),
+        ("md5:xyz", "a md5 digest is 32 hex digits"),
+        ("sha256:" + "0" * 32, "a sha256 digest is 64 hex digits"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Checksum.parse(spec)
+    with pytest.raises(ValueError, match="not an http"):
+        fetch(["ftp://example.org/x"], "x", "md5:" + "0" * 32)
+
+
+def test_file_checksum_streams(tmp_path, payload):
+    data, md5, sha256 = payload
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    assert "md5:" + file_checksum(path, "md5") == md5
+    assert "sha256:" + file_checksum(path, "sha256", chunk_size=1000) == sha256
+
+
+def test_local_file_is_verified_and_linked(tmp_path, payload):
+    data, md5, _ = payload
+    local = tmp_path / "mine" / "file.bin"
+    local.parent.mkdir()
+    local.write_bytes(data)
+    dest = tmp_path / "resources" / "file.bin"
+    source = {
+        "format": "mpi3d_npz",
+        "file": "file.bin",
+        "urls": ["http://unused.invalid/x"],
+        "checksum": md5,
+        "size": len(data),
+        "local_path": str(local),
+    }
+    assert fetch_source(source, dest) == dest
+    assert dest.is_symlink() and dest.readlink().is_absolute()
+    assert dest.resolve() == local.resolve()
+    assert dest.read_bytes() == data
+
+
+def test_wrong_local_file_fails_clearly(tmp_path, payload):
+    data, md5, _ = payload
+    local = tmp_path / "file.bin"
+    local.write_bytes(data[:-1] + b"x")
+    actual = hashlib.md5(local.read_bytes()).hexdigest()
+    dest = tmp_path / "out" / "file.bin"
+    with pytest.raises(IntegrityError) as error:
+        use_local_file(local, dest, md5)
+    assert str(local) in str(error.value)
+    assert f"expected {md5}, got md5:{actual}" in str(error.value)
+    assert not dest.exists() and not dest.is_symlink()
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        use_local_file(tmp_path / "nope.bin", dest, md5)
+
+
+def test_fetch_source_downloads_when_no_local_path(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    source = {
+        "format": "mpi3d_npz",
+        "file": "file.bin",
+        "urls": [base + "/file.bin"],
+        "checksum": md5,
+        "local_path": None,
+    }
+    fetch_source(source, tmp_path / "file.bin", **FAST)
+    assert (tmp_path / "file.bin").read_bytes() == data
+    with pytest.raises(ValueError, match="missing key"):
+        fetch_source({"file": "x"}, tmp_path / "x")
+
+
+@pytest.mark.parametrize("fmt", ["dsprites_npz", "shapes3d_h5", "mpi3d_npz"])
+def test_download_then_prepare_each_upstream_format(server, tmp_path, fmt):
+    """Serve each tiny upstream-format file, fetch it through a flaky connection, prepare it."""
+    base, behaviour = server
+    upstream = tmp_path / "upstream"
+    upstream.mkdir()
+    written = {
+        "dsprites_npz": lambda: write_npz(upstream / "dsprites.npz", dsprites_arrays()),
+        "shapes3d_h5": lambda: write_h5(upstream / "3dshapes.h5", shapes3d_arrays()),
+        "mpi3d_npz": lambda: write_npz(
+            upstream / "mpi3d_real.npz", mpi3d_arrays(), compressed=False
+        ),
+    }[fmt]()
+    data = written.read_bytes()
+    behaviour.files["/" + written.name] = data
+    behaviour.drop_first.add("/" + written.name)
+    source = {
+        "format": fmt,
+        "file": written.name,
+        "urls": [base + "/" + written.name],
+        "checksum": "sha256:" + hashlib.sha256(data).hexdigest(),
+        "size": len(data),
+        "local_path": None,
+    }
+    if fmt == "mpi3d_npz":
+        source["factor_sizes"] = list(MPI3D_TEST_SIZES)
+    dest = fetch_source(source, tmp_path / "downloads" / written.name, **FAST)
+    out = prepare_source(source, dest, tmp_path / "prepared", name=fmt)
+    dataset = load_prepared(out)
+    np.testing.assert_array_equal(decode_index(np.asarray(dataset.images)), np.arange(len(dataset)))

@@ -1,0 +1,42 @@
+"""Run the real workflow with Snakemake in a scratch directory, for the integration tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEFILE = REPO / "Snakefile"
+
+
+def write_config(directory: Path, config: dict, name: str = "test.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def snakemake(
+    workdir: Path, *args: str, config: Path | None = None, check: bool = True, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """``snakemake -s <repo>/Snakefile -d workdir [args] [--configfile config]``.
+
+    Targets and options go in ``args``; the config file comes last, because ``--configfile``
+    takes several values and would swallow a target after it.
+    """
+    command = [sys.executable, "-m", "snakemake", "-s", str(SNAKEFILE), "-d", str(workdir), *args]
+    if config is not None:
+        command += ["--configfile", str(config)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n"
+            f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+        )
+    return result

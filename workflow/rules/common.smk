@@ -1,0 +1,249 @@
+# Helpers shared by every rule file: config validation, the experiment grid, path formatting,
+# per-job resources and the lists of final targets.
+
+import math
+import os
+import re
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+
+# β, λ and seeds appear in paths; numbers are written like 8, 0.5, 1e-05 (see fmt)
+NUMBER = r"[0-9][0-9.e+-]*"
+
+
+wildcard_constraints:
+    dims=r"n\d+_m\d+_s\d+",
+    method="fixed_point|adamw",
+    dataset=r"[A-Za-z0-9_]+",
+    beta=NUMBER,
+    lam=NUMBER,
+    seed=r"\d+",
+    run=rf"[A-Za-z0-9_]+/beta{NUMBER}/seed\d+(/lambda{NUMBER})?",
+
+
+def fmt(value):
+    """How a grid value appears in a path: integers without a decimal point (8, not 8.0)."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def config_error(key, message):
+    raise ValueError(f"config key '{key}': {message}")
+
+
+# ---- linear-Gaussian study ----------------------------------------------------------------
+
+
+LINEAR = config.get("linear")
+
+
+def linear_dims_name(dims):
+    return f"n{dims['n']}_m{dims['m']}_s{dims['s']}"
+
+
+def linear_dims(wildcards):
+    """The `linear.dims` entry a {dims} wildcard names."""
+    for dims in LINEAR["dims"]:
+        if linear_dims_name(dims) == wildcards.dims:
+            return dims
+    raise ValueError(f"no linear.dims entry matches {wildcards.dims}")
+
+
+def linear_instance_file(wildcards):
+    """The user's instance file for these dims (with {n}, {m}, {s} filled in), or None."""
+    template = LINEAR["instance_file"]
+    return None if template is None else template.format(**linear_dims(wildcards))
+
+
+def check_linear_config():
+    if LINEAR is None:
+        return
+    names = [linear_dims_name(d) for d in LINEAR["dims"]]
+    if len(set(names)) != len(names):
+        config_error("linear.dims", f"entries must be distinct, got {names}")
+    for dims in LINEAR["dims"]:
+        if dims["m"] < 2:
+            config_error("linear.dims", f"m must be at least 2 for SAP's top-two gap: {dims}")
+    if LINEAR["instance_file"] is not None:
+        for dims in LINEAR["dims"]:
+            path = LINEAR["instance_file"].format(**dims)
+            if not os.path.isfile(path):
+                config_error("linear.instance_file", f"{path} (for {dims}) does not exist")
+
+
+# ---- deep λβ-VAE grid ---------------------------------------------------------------------
+
+
+DEEP = config.get("deep", {"datasets": []})
+DATASETS = config.get("datasets", {})
+
+
+def check_deep_config():
+    for name in DEEP["datasets"]:
+        if name not in DATASETS:
+            config_error(
+                "deep.datasets",
+                f"'{name}' is not defined under `datasets:` (defined: {sorted(DATASETS)})",
+            )
+
+
+def upstream_file(dataset):
+    """Where the upstream file of a downloadable dataset lives under resources/."""
+    return f"resources/downloads/{dataset}/{DATASETS[dataset]['file']}"
+
+
+def prepared(dataset):
+    """The uniform on-disk files of a prepared dataset."""
+    return {
+        name: f"resources/datasets/{dataset}/{name}.{ext}"
+        for name, ext in (("images", "npy"), ("factors", "npy"), ("meta", "json"))
+    }
+
+
+def stabilized_run(dataset, beta, seed):
+    return f"results/runs/{dataset}/beta{fmt(beta)}/seed{seed}"
+
+
+def finetuned_run(dataset, beta, seed, lam):
+    return f"results/runs/{dataset}/beta{fmt(beta)}/seed{seed}/lambda{fmt(lam)}"
+
+
+def all_runs(phase):
+    """Run directories of one phase over the whole grid."""
+    runs = []
+    for dataset in DEEP["datasets"]:
+        for beta in DEEP["betas"]:
+            for seed in DEEP["seeds"]:
+                if phase == "stabilize":
+                    runs.append(stabilized_run(dataset, beta, seed))
+                else:
+                    runs.extend(finetuned_run(dataset, beta, seed, lam) for lam in DEEP["lambdas"])
+    return runs
+
+
+RUN_PATTERN = re.compile(
+    rf"(?P<dataset>[A-Za-z0-9_]+)/beta(?P<beta>{NUMBER})/seed(?P<seed>\d+)(/lambda(?P<lam>{NUMBER}))?"
+)
+
+
+def parse_run(run):
+    """dataset, phase, beta, lambda and seed of a run path below results/runs/."""
+    match = RUN_PATTERN.fullmatch(run)
+    finetune = match["lam"] is not None
+    return {
+        "dataset": match["dataset"],
+        "phase": "finetune" if finetune else "stabilize",
+        "beta": float(match["beta"]),
+        "lambda": float(match["lam"]) if finetune else 0.0,
+        "seed": int(match["seed"]),
+    }
+
+
+def train_settings(wildcards, phase):
+    """The TrainSettings of one run, from `deep.train` and the wildcards."""
+    train = dict(DEEP["train"])
+    steps = train.pop("stabilize_steps"), train.pop("finetune_steps")
+    lam = float(wildcards.lam) if phase == "finetune" else 0.0
+    run = stabilized_run(wildcards.dataset, wildcards.beta, wildcards.seed)
+    return train | {
+        "steps": steps[0] if phase == "stabilize" else steps[1],
+        "beta": float(wildcards.beta),
+        "lam": lam,
+        "seed": int(wildcards.seed),
+        "latent_dim": DEEP["latent_dim"],
+        "phase": phase,
+        "run_name": run.removeprefix("results/runs/")
+        + (f"/lambda{wildcards.lam}" if phase == "finetune" else ""),
+        "threads": RESOURCES[phase]["threads"],
+    }
+
+
+def progress_dir(phase):
+    """Where a training job keeps its resumable checkpoint: beside its outputs, but not one of
+    them, so Snakemake does not delete it when the job is killed."""
+    return lambda wildcards, output: os.path.join(
+        os.path.dirname(output.model), f".progress-{phase}"
+    )
+
+
+def evaluation_settings(wildcards):
+    return dict(DEEP["evaluate"]) | {"device": DEEP["train"]["device"]}
+
+
+def figure_runs(pairs):
+    """(dataset, β, λ) runs of the figure seed for the requested (β, λ) pairs: each pair is
+    replaced by the nearest grid point (nearest in log2 β, then in λ)."""
+    if not DEEP["datasets"]:
+        return []
+    settings = []
+    seed = config["figures"]["seed"]
+    if seed not in DEEP["seeds"]:
+        config_error("figures.seed", f"{seed} is not one of deep.seeds {DEEP['seeds']}")
+    for dataset in DEEP["datasets"]:
+        for beta, lam in pairs:
+            near_beta = min(DEEP["betas"], key=lambda b: (abs(math.log2(b / beta)), b))
+            near_lam = min(DEEP["lambdas"], key=lambda x: (abs(x - lam), x))
+            settings.append(
+                {
+                    "dataset": dataset,
+                    "phase": "finetune",
+                    "beta": near_beta,
+                    "lambda": near_lam,
+                    "requested_beta": beta,
+                    "requested_lambda": lam,
+                    "run": finetuned_run(dataset, near_beta, seed, near_lam),
+                }
+            )
+    return settings
+
+
+# ---- resources ----------------------------------------------------------------------------
+
+
+RESOURCES = config["resources"]
+
+
+def runtime(stage):
+    """Minutes for a job of `stage`; a retried job gets proportionally more."""
+    base = RESOURCES[stage]["runtime"]
+    return lambda wildcards, attempt: base * attempt
+
+
+# ---- targets ------------------------------------------------------------------------------
+
+
+LINEAR_FIGURES = ["fig2_linear_beta_sweep", "fig3_linear_lambda_heatmaps", "fig_linear_contraction"]
+DEEP_FIGURES = [
+    "fig4_beta_sweep",
+    "fig5_lambda_heatmaps",
+    "fig6_tchebycheff",
+    "fig7_reconstructions",
+    "fig8_mi_heatmaps",
+]
+DEEP_TABLES = ["deep_metrics.csv", "deep_summary.csv", "deep_summary.md", "deep_summary.tex"]
+SELECTION_TABLES = ["selection.csv", "tchebycheff_scores.csv", "pareto_front.csv"]
+
+
+def figure_files(names):
+    return [f"results/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
+
+
+def all_targets():
+    """Every final output the config asks for."""
+    targets = []
+    if LINEAR is not None:
+        targets += ["results/tables/linear_metrics.csv", "results/tables/linear_summary.csv"]
+        targets += figure_files(LINEAR_FIGURES)
+    if DEEP["datasets"]:
+        targets += [f"results/datasets/{d}_samples.png" for d in DEEP["datasets"]]
+        targets += [f"results/tables/{name}" for name in DEEP_TABLES + SELECTION_TABLES]
+        targets += figure_files(DEEP_FIGURES)
+    return targets
+
+
+check_linear_config()
+check_deep_config()

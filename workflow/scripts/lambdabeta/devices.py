@@ -1,0 +1,158 @@
+"""Choosing the training device, and sharing several GPUs between concurrent local jobs.
+
+Snakemake does not set ``CUDA_VISIBLE_DEVICES`` for local jobs, so on a workstation with several
+visible GPUs every job would otherwise pick ``cuda:0``. Each job therefore claims a *slot*: an
+exclusive ``fcntl.flock`` on the file ``gpu{index}-slot{slot}.lock`` in a lock directory shared by
+all jobs, held for the lifetime of the process (the kernel releases it when the process exits,
+however it exits). A GPU with ``jobs_per_gpu`` slots runs at most that many jobs at a time. Under
+SLURM, which sets ``CUDA_VISIBLE_DEVICES``, a job sees one GPU and simply uses ``cuda:0``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+import torch
+
+LOCK_DIR_ENV = "LAMBDABETA_GPU_LOCK_DIR"
+"""Environment variable that overrides the directory holding the GPU slot lock files."""
+
+DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
+"""Accepted device specifications: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class GpuSlot:
+    """A claimed (GPU index, slot) pair; the lock holds while ``lock_file`` is open."""
+
+    gpu: int
+    slot: int
+    lock_file: IO[str]
+
+    def release(self) -> None:
+        """Give the slot back to other processes."""
+        if not self.lock_file.closed:
+            fcntl.flock(self.lock_file, fcntl.LOCK_UN)
+            self.lock_file.close()
+
+
+# Slots claimed by this process; kept referenced so that their lock files stay open (and locked)
+# until the process ends.
+_held_slots: list[GpuSlot] = []
+
+
+def default_lock_dir() -> Path:
+    """``$LAMBDABETA_GPU_LOCK_DIR`` if set, else a per-user directory in the system temp dir."""
+    configured = os.environ.get(LOCK_DIR_ENV)
+    if configured:
+        return Path(configured)
+    return Path(tempfile.gettempdir()) / f"lambdabeta-gpu-locks-{os.getuid()}"
+
+
+def try_claim_gpu_slot(
+    num_gpus: int, jobs_per_gpu: int, lock_dir: str | os.PathLike
+) -> GpuSlot | None:
+    """Claim the first free slot without waiting, or return None when all are taken.
+
+    Slots are visited slot-major (slot 0 of every GPU, then slot 1 of every GPU, …) so that
+    concurrent jobs spread over the GPUs before any GPU takes a second job.
+    """
+    if num_gpus < 1 or jobs_per_gpu < 1:
+        raise ValueError(f"need num_gpus ≥ 1 and jobs_per_gpu ≥ 1, got {num_gpus}, {jobs_per_gpu}")
+    lock_dir = Path(lock_dir)
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    for slot in range(jobs_per_gpu):
+        for gpu in range(num_gpus):
+            lock_file = open(lock_dir / f"gpu{gpu}-slot{slot}.lock", "a")  # noqa: SIM115 (held)
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock_file.close()
+                continue
+            lock_file.truncate(0)
+            lock_file.write(f"{os.getpid()}\n")
+            lock_file.flush()
+            return GpuSlot(gpu=gpu, slot=slot, lock_file=lock_file)
+    return None
+
+
+def claim_gpu_slot(
+    num_gpus: int,
+    jobs_per_gpu: int = 1,
+    lock_dir: str | os.PathLike | None = None,
+    poll_seconds: float = 10.0,
+    timeout: float | None = None,
+) -> GpuSlot:
+    """Claim a free (GPU, slot), waiting ``poll_seconds`` between tries while all are taken.
+
+    Raises ``TimeoutError`` after ``timeout`` seconds (None waits for ever).
+    """
+    lock_dir = default_lock_dir() if lock_dir is None else Path(lock_dir)
+    start = time.monotonic()
+    waiting_logged = False
+    while True:
+        slot = try_claim_gpu_slot(num_gpus, jobs_per_gpu, lock_dir)
+        if slot is not None:
+            if waiting_logged:
+                logger.info("claimed GPU %d slot %d", slot.gpu, slot.slot)
+            return slot
+        waited = time.monotonic() - start
+        if timeout is not None and waited >= timeout:
+            raise TimeoutError(
+                f"all {num_gpus} GPU(s) × {jobs_per_gpu} slot(s) in {lock_dir} stayed taken "
+                f"for {waited:.0f} s"
+            )
+        if not waiting_logged:
+            logger.info(
+                "all %d GPU(s) × %d slot(s) in %s are taken; retrying every %g s",
+                num_gpus,
+                jobs_per_gpu,
+                lock_dir,
+                poll_seconds,
+            )
+            waiting_logged = True
+        time.sleep(poll_seconds)
+
+
+def check_device_spec(spec: str) -> str:
+    """Return ``spec`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; raise otherwise."""
+    if not isinstance(spec, str) or DEVICE_SPEC.fullmatch(spec) is None:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+    return spec
+
+
+def select_device(
+    spec: str, jobs_per_gpu: int = 1, lock_dir: str | os.PathLike | None = None
+) -> torch.device:
+    """The torch device for ``spec`` (``auto`` = CUDA if available, else CPU).
+
+    ``cuda:N`` is used as given. ``auto``/``cuda`` with one visible GPU use ``cuda:0``; with
+    several, the process claims a GPU slot (see the module docstring) and keeps it until it exits.
+    """
+    check_device_spec(spec)
+    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise RuntimeError(f"device {spec!r} requested but CUDA is not available to torch")
+    num_gpus = torch.cuda.device_count()
+    if spec.startswith("cuda:"):
+        index = int(spec.split(":")[1])
+        if index >= num_gpus:
+            raise ValueError(f"device {spec!r} requested but only {num_gpus} GPU(s) are visible")
+        return torch.device(spec)
+    if num_gpus == 1:
+        return torch.device("cuda:0")
+    slot = claim_gpu_slot(num_gpus, jobs_per_gpu, lock_dir)
+    _held_slots.append(slot)
+    logger.info("using GPU %d (slot %d of %d)", slot.gpu, slot.slot, jobs_per_gpu)
+    return torch.device(f"cuda:{slot.gpu}")

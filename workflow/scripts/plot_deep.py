@@ -1,0 +1,28 @@
+"""Snakemake entry point: one of the deep figures (Figs 4-8), chosen by ``params.figure``."""
+
+from lambdabeta.io import log_to_file
+from lambdabeta.plots import deep
+
+log_to_file(snakemake.log[0])
+
+figure = snakemake.params.figure
+outputs = (snakemake.output.pdf, snakemake.output.png)
+# optional: the order of the dataset rows (the config's order); default, as in the tables
+datasets = getattr(snakemake.params, "datasets", None)
+
+if figure == "fig4":
+    deep.fig4_beta_sweep(snakemake.input.metrics, *outputs, datasets=datasets)
+elif figure == "fig5":
+    deep.fig5_lambda_heatmaps(snakemake.input.summary, *outputs, datasets=datasets)
+elif figure == "fig6":
+    deep.fig6_tchebycheff(
+        snakemake.input.scores, snakemake.params.heatmap_weights, *outputs, datasets=datasets
+    )
+elif figure == "fig7":
+    deep.fig7_reconstructions(
+        list(snakemake.input.reconstructions), snakemake.params.settings, *outputs
+    )
+elif figure == "fig8":
+    deep.fig8_mi_heatmaps(list(snakemake.input.mi_matrices), snakemake.params.settings, *outputs)
+else:
+    raise ValueError(f"params.figure is {figure!r}; expected one of fig4, fig5, fig6, fig7, fig8")
