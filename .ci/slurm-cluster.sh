@@ -31,7 +31,7 @@ DB_PASS=slurm-local-test
 say() { echo "slurm-cluster: $*"; }
 fail() {
   echo "slurm-cluster: SLURM could not start: $*" >&2
-  for log in "$STATE"/log/*.log "$STATE"/log/mariadb.err; do
+  for log in "$STATE"/log/*.log "$STATE"/mysql/mariadb.err; do
     [ -s "$log" ] || continue
     echo "---- last lines of $log" >&2
     tail -n 15 "$log" >&2
@@ -50,7 +50,12 @@ wait_for() {
   done
 }
 
-node_idle() { [ "$(sinfo --noheader --Node --format=%T 2>/dev/null | sort -u)" = idle ]; }
+# the node is up and takes jobs (idle, or busy with some)
+node_ready() {
+  local states
+  states=$(sinfo --noheader --Node --format=%T 2>/dev/null) || return 1
+  [ -n "$states" ] && ! grep -qvxE 'idle|mixed|allocated|completing' <<<"$states"
+}
 controller_up() { scontrol ping 2>/dev/null | grep -q UP; }
 munge_up() { munge --no-input 2>/dev/null | unmunge >/dev/null 2>&1; }
 dbd_port_open() { (echo >/dev/tcp/127.0.0.1/6819) 2>/dev/null; }
@@ -72,7 +77,7 @@ stop_cluster() {
   stop_pidfile "$STATE/slurmd.pid"
   stop_pidfile "$STATE/slurmctld.pid"
   stop_pidfile "$STATE/slurmdbd.pid"
-  stop_pidfile "$STATE/mysqld.pid"
+  stop_pidfile "$STATE/mysql/mysqld.pid"
   stop_pidfile /run/munge/munged.pid
 }
 
@@ -105,7 +110,8 @@ write_config() {
   if [ "$ACCOUNTING" = dbd ]; then
     accounting_lines="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
-AccountingStorageTRES=gres/gpu"
+AccountingStorageTRES=gres/gpu
+AccountingStoreFlags=job_comment"
   fi
 
   cat >"$CONF_DIR/slurm.conf" <<CONF
@@ -171,10 +177,11 @@ start_daemons() {
   wait_for munged munge_up
 
   if [ "$ACCOUNTING" = dbd ]; then
-    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+    # mariadbd runs as mysql: its PID file and log live in a folder that user owns
+    mkdir -p /run/mysqld "$STATE/mysql" && chown mysql:mysql /run/mysqld "$STATE/mysql"
     if ! mysqladmin ping >/dev/null 2>&1; then
-      setsid /usr/sbin/mariadbd --user=mysql --pid-file="$STATE/mysqld.pid" \
-        --log-error="$STATE/log/mariadb.err" </dev/null >/dev/null 2>&1 &
+      setsid /usr/sbin/mariadbd --user=mysql --pid-file="$STATE/mysql/mysqld.pid" \
+        --log-error="$STATE/mysql/mariadb.err" </dev/null >/dev/null 2>&1 &
     fi
     wait_for MariaDB mysqladmin ping
     mysql -e "CREATE DATABASE IF NOT EXISTS $DB_NAME;
@@ -188,13 +195,13 @@ start_daemons() {
   /usr/sbin/slurmctld
   wait_for slurmctld controller_up
   /usr/sbin/slurmd
-  wait_for "the node (slurmd)" node_idle
+  wait_for "the node (slurmd)" node_ready
 }
 
 start_cluster() {
   [ "$(id -u)" -eq 0 ] || fail "this script must run as root"
   case $ACCOUNTING in dbd | none) ;; *) fail "SLURM_ACCOUNTING must be dbd or none, got '$ACCOUNTING'" ;; esac
-  if command -v sinfo >/dev/null && node_idle; then
+  if command -v sinfo >/dev/null && node_ready; then
     say "already running: $(sinfo --noheader --format='%P %D node(s) %T %G')"
     return 0
   fi
@@ -209,7 +216,7 @@ start_cluster() {
 case $ACTION in
 start) start_cluster ;;
 stop) stop_cluster && say "stopped" ;;
-status) command -v sinfo >/dev/null && node_idle ;;
+status) command -v sinfo >/dev/null && node_ready ;;
 *)
   echo "usage: $0 [start|stop|status]" >&2
   exit 2

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import yaml
+
 from lambdabeta import linear as L
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,40 +38,79 @@ def grid_tensors(betas, lambdas, restarts):
 def full_fixed_point(settings: dict) -> None:
     total = 0.0
     for dims in settings["dims"]:
-        instance = L.make_instance(**dims, noise_var=settings["noise_var"],
-                                   factor_var_range=settings["factor_var_range"], seed=0)
+        instance = L.make_instance(
+            **dims,
+            noise_var=settings["noise_var"],
+            factor_var_range=settings["factor_var_range"],
+            seed=0,
+        )
         start = time.perf_counter()
-        table = L.run_grid(instance, "fixed_point", dims["m"], settings["betas"],
-                           settings["lambdas"], settings["restarts"], seed=1,
-                           fixed_point_settings=settings["fixed_point"], adamw_settings={})
+        table = L.run_grid(
+            instance,
+            "fixed_point",
+            dims["m"],
+            settings["betas"],
+            settings["lambdas"],
+            settings["restarts"],
+            seed=1,
+            fixed_point_settings=settings["fixed_point"],
+            adamw_settings={},
+        )
         seconds = time.perf_counter() - start
         total += seconds
-        print(f"fixed point n={dims['n']}: {len(table)} restarts in {seconds:.1f} s, "
-              f"{table['iterations'].sum():,} iterations, max residual {table['residual'].max():.1e}")
+        print(
+            f"fixed point n={dims['n']}: {len(table)} restarts in {seconds:.1f} s, "
+            f"{table['iterations'].sum():,} iterations, max residual {table['residual'].max():.1e}"
+        )
     print(f"fixed point, whole paper grid: {total:.1f} s")
 
 
 def full_adamw_projection(settings: dict, steps: int) -> None:
     total = 0.0
     for dims in settings["dims"]:
-        instance = L.make_instance(**dims, noise_var=settings["noise_var"],
-                                   factor_var_range=settings["factor_var_range"], seed=0)
-        beta, lam, restart = grid_tensors(settings["betas"], settings["lambdas"],
-                                          settings["restarts"])
+        instance = L.make_instance(
+            **dims,
+            noise_var=settings["noise_var"],
+            factor_var_range=settings["factor_var_range"],
+            seed=0,
+        )
+        beta, lam, restart = grid_tensors(
+            settings["betas"], settings["lambdas"], settings["restarts"]
+        )
         init = L.initial_params(instance, dims["m"], settings["restarts"], seed=1).select(restart)
         adam = settings["adamw"]
-        L.adamw(instance, init, beta, lam, steps=2, lr=adam["lr"],
-                weight_decay=adam["weight_decay"], grad_clip=adam["grad_clip"])  # warm-up
+        L.adamw(
+            instance,
+            init,
+            beta,
+            lam,
+            steps=2,
+            lr=adam["lr"],
+            weight_decay=adam["weight_decay"],
+            grad_clip=adam["grad_clip"],
+        )  # warm-up
         start = time.perf_counter()
-        L.adamw(instance, init, beta, lam, steps=steps, lr=adam["lr"],
-                weight_decay=adam["weight_decay"], grad_clip=adam["grad_clip"])
+        L.adamw(
+            instance,
+            init,
+            beta,
+            lam,
+            steps=steps,
+            lr=adam["lr"],
+            weight_decay=adam["weight_decay"],
+            grad_clip=adam["grad_clip"],
+        )
         per_step = (time.perf_counter() - start) / steps
         projected = per_step * adam["steps"]
         total += projected
-        print(f"AdamW n={dims['n']}: {len(beta)} restarts, {per_step * 1e3:.0f} ms per step, "
-              f"projected {adam['steps']:,} steps: {projected / 60:.1f} min")
-    print(f"AdamW, whole paper grid (projected, one core per n run in parallel halves it): "
-          f"{total / 60:.1f} min")
+        print(
+            f"AdamW n={dims['n']}: {len(beta)} restarts, {per_step * 1e3:.0f} ms per step, "
+            f"projected {adam['steps']:,} steps: {projected / 60:.1f} min"
+        )
+    print(
+        f"AdamW, whole paper grid (projected, one core per n run in parallel halves it): "
+        f"{total / 60:.1f} min"
+    )
 
 
 def fixed_point_speedup(instance: L.Instance, m: int, restarts: int) -> None:
@@ -87,9 +127,11 @@ def fixed_point_speedup(instance: L.Instance, m: int, restarts: int) -> None:
             a, sigma_z = L.decoder_optimum(instance, b, sigma_w)
             b, sigma_w = L.encoder_optimum(a, sigma_z, beta[k : k + 1], lam[k : k + 1])
     loop_seconds = time.perf_counter() - start
-    print(f"fixed point, n={instance.n}, {len(beta)} restarts, {work:,} restart-iterations: "
-          f"batched {work / batched_seconds:,.0f}/s, per-restart loop {work / loop_seconds:,.0f}/s "
-          f"-> {loop_seconds / batched_seconds:.0f}x")
+    print(
+        f"fixed point, n={instance.n}, {len(beta)} restarts, {work:,} restart-iterations: "
+        f"batched {work / batched_seconds:,.0f}/s, per-restart loop {work / loop_seconds:,.0f}/s "
+        f"-> {loop_seconds / batched_seconds:.0f}x"
+    )
 
 
 def adamw_speedup(instance: L.Instance, m: int, restarts: int, steps: int) -> None:
@@ -118,9 +160,11 @@ def adamw_speedup(instance: L.Instance, m: int, restarts: int, steps: int) -> No
             optimizer.step()
     loop_seconds = time.perf_counter() - start
     work = len(beta) * steps
-    print(f"AdamW, n={instance.n}, {len(beta)} restarts × {steps} steps: "
-          f"batched {work / batched_seconds:,.0f} restart-steps/s, per-restart loop "
-          f"{work / loop_seconds:,.0f}/s -> {loop_seconds / batched_seconds:.1f}x")
+    print(
+        f"AdamW, n={instance.n}, {len(beta)} restarts × {steps} steps: "
+        f"batched {work / batched_seconds:,.0f} restart-steps/s, per-restart loop "
+        f"{work / loop_seconds:,.0f}/s -> {loop_seconds / batched_seconds:.1f}x"
+    )
 
 
 def main() -> None:
@@ -137,8 +181,12 @@ def main() -> None:
         full_fixed_point(settings)
         full_adamw_projection(settings, args.adamw_steps)
     dims = settings["dims"][0]
-    instance = L.make_instance(**dims, noise_var=settings["noise_var"],
-                               factor_var_range=settings["factor_var_range"], seed=0)
+    instance = L.make_instance(
+        **dims,
+        noise_var=settings["noise_var"],
+        factor_var_range=settings["factor_var_range"],
+        seed=0,
+    )
     fixed_point_speedup(instance, dims["m"], args.subset_restarts)
     adamw_speedup(instance, dims["m"], args.subset_restarts, args.adamw_steps)
 

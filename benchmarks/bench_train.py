@@ -9,8 +9,10 @@ Both train the same Table 1 VAE with the same λβ loss at the same batch size o
     ``DataLoader(batch_size, shuffle=True)``, default Adam, ``loss.item()`` every step.
 
 The timed steps run in short chunks alternating (a) and (b), so that load from other processes
-on the machine hits both alike; the median, best and overall rates are reported, with the
-projected device-hours of the paper's full grid.
+on the machine hits both alike. For each chunk the share of the CPUs that other processes used
+meanwhile is recorded (Linux /proc/stat); the median, best and overall rates are reported, and
+the median over "quiet" chunks (others below ``--quiet``), with the projected device-hours of the
+paper's full grid.
 
     python benchmarks/bench_train.py --threads 2                   # CPU, config defaults
     python benchmarks/bench_train.py --threads 2 --channels-last
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import sys
 import tempfile
 import time
@@ -134,12 +137,33 @@ class OursLoop:
         return steps / summary["steps_per_second"]
 
 
+def machine_busy_seconds() -> float:
+    """CPU-seconds all processes of the machine have been busy since boot (Linux /proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
+    busy = user + nice + system + irq + softirq + steal
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def run_and_watch(loop: BaselineLoop | OursLoop, steps: int) -> tuple[float, float]:
+    """Seconds ``loop`` takes for ``steps`` steps, and the share of the machine's CPUs that
+    other processes used meanwhile (their busy time over wall time × CPU count)."""
+    busy, own, wall = machine_busy_seconds(), time.process_time(), time.perf_counter()
+    taken = loop.run(steps)
+    others_busy = (machine_busy_seconds() - busy) - (time.process_time() - own)
+    share = max(0.0, others_busy) / ((time.perf_counter() - wall) * (os.cpu_count() or 1))
+    return taken, share
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--steps", type=int, default=200, help="timed steps of each loop")
     parser.add_argument("--chunks", type=int, default=10, help="alternating timed chunks")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before timing")
+    parser.add_argument(
+        "--quiet", type=float, default=0.1, help="CPU share of other processes in a quiet chunk"
+    )
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (torch)")
     parser.add_argument("--images", type=int, default=20_000, help="synthetic dataset size")
     parser.add_argument("--channels", type=int, default=1, help="image channels C")
@@ -173,26 +197,35 @@ def main() -> None:
     chunk = max(1, args.steps // args.chunks)
     loops = {"ours": None, "baseline": BaselineLoop(images, args, device)}
     seconds: dict[str, list[float]] = {"ours": [], "baseline": []}
+    others: dict[str, list[float]] = {"ours": [], "baseline": []}
     with tempfile.TemporaryDirectory() as workdir:
         loops["ours"] = OursLoop(images, args, Path(workdir))
         for loop in loops.values():
             loop.run(args.warmup)
         for _ in range(args.chunks):
             for name, loop in loops.items():
-                seconds[name].append(loop.run(chunk))
+                taken, share = run_and_watch(loop, chunk)
+                seconds[name].append(taken)
+                others[name].append(share)
 
     rates = {name: chunk / np.array(times) for name, times in seconds.items()}
-    print(f"steps/s per chunk of {chunk} steps, alternating:")
+    print(f"steps/s per chunk of {chunk} steps, alternating (CPU share other processes used):")
     for name, values in rates.items():
-        print(f"  {name:9s}", " ".join(f"{v:6.2f}" for v in values))
-    print(f"{'':28s}{'median':>10s}{'best':>10s}{'overall':>10s}")
+        cells = (f"{v:6.2f} ({o:4.0%})" for v, o in zip(values, others[name], strict=True))
+        print(f"  {name:9s}", " ".join(cells))
+    quiet = {name: rates[name][np.array(others[name]) < args.quiet] for name in rates}
+    columns = ("median", "best", "overall", f"quiet<{args.quiet:.0%}")
+    print(f"{'':28s}" + "".join(f"{c:>12s}" for c in columns))
     summary = {}
     for name, label in (("ours", "ours (lambdabeta train)"), ("baseline", "baseline (DataLoader)")):
         overall = chunk * args.chunks / sum(seconds[name])
-        summary[name] = (np.median(rates[name]), rates[name].max(), overall)
-        print(f"{label:28s}" + "".join(f"{v:10.2f}" for v in summary[name]) + "  steps/s")
+        quiet_median = np.median(quiet[name]) if quiet[name].size else np.nan
+        summary[name] = (np.median(rates[name]), rates[name].max(), overall, quiet_median)
+        print(f"{label:28s}" + "".join(f"{v:12.2f}" for v in summary[name]) + "  steps/s")
     ratios = [a / b for a, b in zip(summary["ours"], summary["baseline"], strict=True)]
-    print(f"{'speed-up (ours / baseline)':28s}" + "".join(f"{r:9.2f}×" for r in ratios))
+    print(f"{'speed-up (ours / baseline)':28s}" + "".join(f"{r:11.2f}×" for r in ratios))
+    quiet_counts = {name: int(values.size) for name, values in quiet.items()}
+    print(f"quiet chunks: {quiet_counts} of {args.chunks} each")
     unit = "GPU" if device.type == "cuda" else "CPU"
     print(f"paper grid, {PAPER_GRID_STEPS:,} steps, one job at a time (median rate):")
     for name in ("ours", "baseline"):

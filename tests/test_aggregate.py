@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+
 from lambdabeta.aggregate import (
     SUMMARY_METRICS,
     changes_vs_baseline,

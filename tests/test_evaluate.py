@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
+
 from lambdabeta.evaluate import (
     count_active_latents,
     encode_means,
@@ -30,7 +32,6 @@ from lambdabeta.evaluate import (
 from lambdabeta.io import write_json
 from lambdabeta.loader import DeviceImages
 from lambdabeta.model import VAE, save_model
-from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from lambdabeta import linear as L
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
@@ -120,8 +121,9 @@ def test_analytic_gradients_match_autograd(instance):
     lam = torch.tensor([0.0, 2.0, 8.0], dtype=DTYPE)
     leaves = [t.clone().requires_grad_() for t in (params.a, params.b, raw_z, raw_w)]
     l_z, l_w = L._cholesky_from_raw(leaves[2]), L._cholesky_from_raw(leaves[3])
-    reference = total_loss(instance, L.Params(leaves[0], leaves[1], l_z @ l_z.mT, l_w @ l_w.mT),
-                           beta, lam)
+    reference = total_loss(
+        instance, L.Params(leaves[0], leaves[1], l_z @ l_z.mT, l_w @ l_w.mT), beta, lam
+    )
     expected = torch.autograd.grad(reference.sum(), leaves)
     value, grads = L.cholesky_loss_and_gradients(ops, params.a, params.b, raw_z, raw_w, beta, lam)
     torch.testing.assert_close(value, reference.detach())
@@ -167,9 +169,17 @@ def test_each_iteration_lowers_the_loss(instance):
 
 @pytest.fixture(scope="module")
 def fixed_point_grid(instance):
-    return L.run_grid(instance, "fixed_point", m=4, betas=[1, 4, 8, 16, 32], lambdas=[0, 2, 8],
-                      restarts=6, seed=5, fixed_point_settings={"max_iter": 100_000, "tol": 1e-6},
-                      adamw_settings={})
+    return L.run_grid(
+        instance,
+        "fixed_point",
+        m=4,
+        betas=[1, 4, 8, 16, 32],
+        lambdas=[0, 2, 8],
+        restarts=6,
+        seed=5,
+        fixed_point_settings={"max_iter": 100_000, "tol": 1e-6},
+        adamw_settings={},
+    )
 
 
 def test_theorem_3_2_collapse_for_beta_above_one(fixed_point_grid):
@@ -195,14 +205,15 @@ def test_fixed_points_satisfy_lemma_4_2(fixed_point_grid):
 
 def test_contraction_rate_is_at_least_one_over_beta(instance):
     """‖B_t‖₂ at λ = 0 shrinks asymptotically by a factor ≤ 1/β per iteration (Theorem 3.2)."""
-    traces = L.contraction_traces(instance, m=4, betas=[2, 4, 8], lambdas=[0], restarts=3,
-                                  iterations=40, seed=6)
+    traces = L.contraction_traces(
+        instance, m=4, betas=[2, 4, 8], lambdas=[0], restarts=3, iterations=40, seed=6
+    )
     for (beta, _), trace in traces.groupby(["beta", "restart"]):
         norms = trace.sort_values("iteration")["b_norm"].to_numpy()
         late = norms[20:][norms[20:] > 1e-250]
         ratios = late[1:] / late[:-1]
         assert ratios.max() <= (1.0 / beta) * (1 + 1e-6), (beta, ratios)
-        assert norms[-1] < norms[0] * beta ** -30
+        assert norms[-1] < norms[0] * beta**-30
 
 
 # ---- AdamW ------------------------------------------------------------------------------------
@@ -213,8 +224,9 @@ def test_batched_adamw_equals_independent_torch_adamw_runs(instance):
     beta = torch.tensor([1.0, 8.0], dtype=DTYPE)
     lam = torch.tensor([0.0, 4.0], dtype=DTYPE)
     init = L.initial_params(instance, m=4, restarts=2, seed=8)
-    batched = L.adamw(instance, init, beta, lam, steps=25, lr=1e-2, weight_decay=0.01,
-                      grad_clip=1.0)
+    batched = L.adamw(
+        instance, init, beta, lam, steps=25, lr=1e-2, weight_decay=0.01, grad_clip=1.0
+    )
     for i in range(2):
         leaves = [
             init.a[i : i + 1].clone(),
@@ -255,8 +267,18 @@ def test_adamw_stops_converged_entries():
     instance = L.random_instance(n=10, s=2, noise_var=0.05, factor_var_range=(0.1, 1.0), seed=11)
     beta, lam, restart = grid([4.0], [0.0, 4.0], 2)
     init = L.initial_params(instance, m=3, restarts=2, seed=12).select(restart)
-    result = L.adamw(instance, init, beta, lam, steps=4000, lr=1e-2, weight_decay=0.0,
-                     grad_clip=None, tol=1e-9, check_every=100)
+    result = L.adamw(
+        instance,
+        init,
+        beta,
+        lam,
+        steps=4000,
+        lr=1e-2,
+        weight_decay=0.0,
+        grad_clip=None,
+        tol=1e-9,
+        check_every=100,
+    )
     assert result.converged.any()
     assert (result.iterations[result.converged] < 4000).all()
     assert torch.isfinite(result.params.b).all()

@@ -5,6 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
+from sklearn.metrics import mutual_info_score
+from sklearn.svm import LinearSVC
+
 from lambdabeta.metrics import (
     discrete_entropy,
     discrete_mutual_information,
@@ -18,8 +21,6 @@ from lambdabeta.metrics import (
     sap_score,
     top_two_gap,
 )
-from sklearn.metrics import mutual_info_score
-from sklearn.svm import LinearSVC
 
 # disentanglement_lib's test arrays have one row per variable; ours have one row per sample.
 LATENT_ROWS = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [0.6, 0.5, 0.4, 0.3, 0.2, 0.1]])

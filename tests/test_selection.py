@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+
 from lambdabeta.selection import (
     augmented_tchebycheff,
     minmax_normalize,

@@ -28,8 +28,11 @@ LINEAR_OUTPUTS = [
     "results/tables/linear_summary.csv",
     *(
         f"results/figures/{name}.{ext}"
-        for name in ("fig2_linear_beta_sweep", "fig3_linear_lambda_heatmaps",
-                     "fig_linear_contraction")
+        for name in (
+            "fig2_linear_beta_sweep",
+            "fig3_linear_lambda_heatmaps",
+            "fig_linear_contraction",
+        )
         for ext in ("pdf", "png")
     ),
 ]
@@ -42,8 +45,22 @@ def test_linear_study_end_to_end_and_reproducible(tmp_path):
         assert (tmp_path / output).stat().st_size > 0, output
     table = pd.read_csv(tmp_path / "results/tables/linear_metrics.csv")
     assert len(table) == 2 * 2 * 2 * 2  # methods × β × λ × restarts
-    expected = {"n", "method", "beta", "lambda", "restart", "nll", "kl", "l2", "sap", "im",
-                "b_norm", "iterations", "converged", "residual"}
+    expected = {
+        "n",
+        "method",
+        "beta",
+        "lambda",
+        "restart",
+        "nll",
+        "kl",
+        "l2",
+        "sap",
+        "im",
+        "b_norm",
+        "iterations",
+        "converged",
+        "residual",
+    }
     assert expected <= set(table.columns)
     assert (tmp_path / "logs/linear/n12_m3_s2/adamw.log").stat().st_size > 0
 

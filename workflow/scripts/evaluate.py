@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import torch
+
 from lambdabeta.evaluate import evaluate_checkpoint, evaluation_kwargs, write_evaluation
 from lambdabeta.io import log_to_file
 

@@ -34,5 +34,10 @@ with atomic_path(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False)
 log.info(
     "%s n=%d: %d runs in %.1f s, %d converged, largest stationarity residual %.2e",
-    method, n, len(table), seconds, table["converged"].sum(), table["residual"].max(),
+    method,
+    n,
+    len(table),
+    seconds,
+    table["converged"].sum(),
+    table["residual"].max(),
 )

@@ -1,6 +1,7 @@
 """Snakemake entry point: augmented Tchebycheff selection of (β, λ), and the Pareto fronts."""
 
 import pandas as pd
+
 from lambdabeta.io import atomic_path, log_to_file
 from lambdabeta.selection import pareto_front, score_grid, select
 

@@ -73,11 +73,14 @@ def load_prepared(directory: str | os.PathLike, mmap: bool = True) -> PreparedDa
     images = np.load(directory / IMAGES_FILE, mmap_mode="r" if mmap else None)
     factors = np.load(directory / FACTORS_FILE)
     if images.dtype != np.uint8 or images.ndim != 4:
-        raise ValueError(f"{directory / IMAGES_FILE}: expected uint8 N×H×W×C, got "
-                         f"{images.dtype} {images.shape}")
+        raise ValueError(
+            f"{directory / IMAGES_FILE}: expected uint8 N×H×W×C, got {images.dtype} {images.shape}"
+        )
     if factors.shape != (images.shape[0], len(meta["factor_sizes"])):
-        raise ValueError(f"{directory / FACTORS_FILE}: shape {factors.shape} does not match "
-                         f"{images.shape[0]} images × {len(meta['factor_sizes'])} factors")
+        raise ValueError(
+            f"{directory / FACTORS_FILE}: shape {factors.shape} does not match "
+            f"{images.shape[0]} images × {len(meta['factor_sizes'])} factors"
+        )
     return PreparedDataset(
         name=meta["name"],
         images=images,
@@ -95,8 +98,13 @@ class DeviceImages:
     result keeps the NHWC memory layout that cuDNN prefers, otherwise it is made contiguous.
     """
 
-    def __init__(self, images: np.ndarray, device: torch.device | str = "cpu",
-                 channels_last: bool = False, chunk: int = 32768):
+    def __init__(
+        self,
+        images: np.ndarray,
+        device: torch.device | str = "cpu",
+        channels_last: bool = False,
+        chunk: int = 32768,
+    ):
         if images.dtype != np.uint8 or images.ndim != 4:
             raise ValueError(f"expected uint8 N×H×W×C images, got {images.dtype} {images.shape}")
         self.device = torch.device(device)
@@ -104,8 +112,8 @@ class DeviceImages:
         self.data = torch.empty(images.shape, dtype=torch.uint8, device=self.device)
         # copy in chunks so a memory-mapped file is never materialised twice in host RAM
         for start in range(0, images.shape[0], chunk):
-            block = torch.from_numpy(np.ascontiguousarray(images[start:start + chunk]))
-            self.data[start:start + chunk].copy_(block)
+            block = torch.from_numpy(np.array(images[start : start + chunk]))  # a writable copy
+            self.data[start : start + chunk].copy_(block)
 
     def __len__(self) -> int:
         return int(self.data.shape[0])

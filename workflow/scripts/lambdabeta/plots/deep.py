@@ -37,7 +37,12 @@ from .style import LABELS, PAGE_WIDTH, save_figure, use_style
 
 Table = pd.DataFrame | str | os.PathLike
 
-DATASET_LABELS = {"dsprites": "dSprites", "shapes3d": "Shapes3D", "mpi3d_real": "MPI3D-real"}
+DATASET_LABELS = {
+    "dsprites": "dSprites",
+    "dsprites_procedural": "dSprites (procedural)",
+    "shapes3d": "Shapes3D",
+    "mpi3d_real": "MPI3D-real",
+}
 SWEEP_METRICS = ("recon_nll", "sap", "mig")  # the paper's panels of Figs 4-5, in its order
 MI_LABEL = "MI (nats)"
 MINIMIZER_COLOR = "red"

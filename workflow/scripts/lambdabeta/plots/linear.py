@@ -70,7 +70,7 @@ def fig2_linear_beta_sweep(
     for row, size in enumerate(sizes):
         rows = _of_size(table, size).assign(
             method=lambda t: t["method"].map(METHOD_LABELS),
-            beta=lambda t: t["beta"].map(lambda b: f"{b:g}"),
+            beta=lambda t: t["beta"].map("{:g}".format),
         )
         order = [f"{b:g}" for b in sorted(_of_size(table, size)["beta"].unique())]
         for col, metric in enumerate(columns):
