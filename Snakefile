@@ -13,6 +13,18 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    dims=r"n\d+_m\d+_s\d+",
+    method="fixed_point|adamw",
+    dataset=r"[A-Za-z0-9_]+",
+    beta=NUMBER,
+    lam=NUMBER,
+    seed=r"\d+",
+    run=rf"[A-Za-z0-9_]+/beta{NUMBER}/seed\d+(/lambda{NUMBER})?",
+
+
 include: "workflow/rules/linear.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/train.smk"

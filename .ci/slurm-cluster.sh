@@ -3,17 +3,17 @@
 #
 #   .ci/slurm-cluster.sh [start]   install (Debian packages), configure and start it; idempotent
 #   .ci/slurm-cluster.sh stop      stop the daemons this script started (by their PID files)
-#   .ci/slurm-cluster.sh status    exit 0 when the node is up and idle
+#   .ci/slurm-cluster.sh status    exit 0 when the controller answers and the node takes jobs
 #
 # Needs root on Debian 12 (apt-get, no systemd needed). The node offers every CPU, 85 % of the
-# memory and one GPU: a fake GRES device (File=/dev/null) so that `--gpus=1` jobs schedule on
-# a machine without a GPU. Accounting runs through slurmdbd + MariaDB, so `sacct` works and the
-# Snakemake SLURM plugin uses its default status command, as on a production cluster.
+# memory and one GPU: a stand-in GRES device (File=/dev/null), so that `--gpus=1` jobs schedule
+# on a machine without a GPU. Accounting runs through slurmdbd + MariaDB, so `sacct` keeps a
+# record of every job (requeues, allocated GPUs) for the tests to check, as on a real cluster.
 #
 # Environment:
 #   SLURM_STATE_DIR    state, spool and logs (default /var/lib/lambdabeta-slurm)
-#   SLURM_ACCOUNTING   dbd (default) or none (no slurmdbd/MariaDB: faster to install, but
-#                      `sacct` fails and the plugin then needs `--slurm-status-command squeue`)
+#   SLURM_ACCOUNTING   dbd (default) or none (no slurmdbd/MariaDB: quicker to install; `sacct`
+#                      then fails and the tests read job states from squeue)
 #   SLURM_START_TIMEOUT  seconds to wait for each daemon (default 60)
 #
 # Exits non-zero, saying why, when SLURM cannot be installed or started.
@@ -86,8 +86,8 @@ install_packages() {
   [ "$ACCOUNTING" = dbd ] && packages+=(slurmdbd mariadb-server)
   local missing=()
   for package in "${packages[@]}"; do
-    dpkg-query --show --showformat='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' \
-      || missing+=("$package")
+    dpkg-query --show --showformat='${Status}' "$package" 2>/dev/null | grep -q 'ok installed' ||
+      missing+=("$package")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   command -v apt-get >/dev/null || fail "apt-get not found (this script needs Debian/Ubuntu)"
@@ -186,8 +186,8 @@ start_daemons() {
     wait_for MariaDB mysqladmin ping
     mysql -e "CREATE DATABASE IF NOT EXISTS $DB_NAME;
       CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
-      GRANT ALL ON $DB_NAME.* TO '$DB_USER'@'localhost'; FLUSH PRIVILEGES;" \
-      || fail "could not create the accounting database"
+      GRANT ALL ON $DB_NAME.* TO '$DB_USER'@'localhost'; FLUSH PRIVILEGES;" ||
+      fail "could not create the accounting database"
     dbd_port_open || /usr/sbin/slurmdbd
     wait_for slurmdbd dbd_port_open
   fi
@@ -201,7 +201,8 @@ start_daemons() {
 start_cluster() {
   [ "$(id -u)" -eq 0 ] || fail "this script must run as root"
   case $ACCOUNTING in dbd | none) ;; *) fail "SLURM_ACCOUNTING must be dbd or none, got '$ACCOUNTING'" ;; esac
-  if command -v sinfo >/dev/null && node_ready; then
+  # scontrol answers at once when no controller runs; sinfo would retry for seconds
+  if command -v scontrol >/dev/null && controller_up && node_ready; then
     say "already running: $(sinfo --noheader --format='%P %D node(s) %T %G')"
     return 0
   fi
@@ -216,7 +217,7 @@ start_cluster() {
 case $ACTION in
 start) start_cluster ;;
 stop) stop_cluster && say "stopped" ;;
-status) command -v sinfo >/dev/null && node_ready ;;
+status) command -v scontrol >/dev/null && controller_up && node_ready ;;
 *)
   echo "usage: $0 [start|stop|status]" >&2
   exit 2

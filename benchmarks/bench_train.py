@@ -140,9 +140,9 @@ class OursLoop:
 def machine_busy_seconds() -> float:
     """CPU-seconds all processes of the machine have been busy since boot (Linux /proc/stat)."""
     fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
-    user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[1:9])
-    busy = user + nice + system + irq + softirq + steal
-    return busy / os.sysconf("SC_CLK_TCK")
+    jiffies = [int(v) for v in fields[1:9]]  # user nice system idle iowait irq softirq steal
+    idle = jiffies[3] + jiffies[4]
+    return (sum(jiffies) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def run_and_watch(loop: BaselineLoop | OursLoop, steps: int) -> tuple[float, float]:

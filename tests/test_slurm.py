@@ -30,6 +30,9 @@ WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "slurm", "tests/slu
 TINY_CONFIG = "tests/slurm/tiny.yaml"
 RUN = "results/runs/dsprites_procedural/beta4/seed0"
 """The stabilized run of the tiny config (its only β and seed)."""
+MODELS_OF_TWO_SEEDS = [
+    f"results/runs/dsprites_procedural/beta4/seed{seed}/model.pt" for seed in (0, 1)
+]
 
 TABLES = (
     "linear_metrics.csv",
@@ -55,7 +58,6 @@ LOCAL_RULES = (
     "fig8_mi_heatmaps",
     "all",
 )
-PLACEHOLDERS = ("YOUR_ACCOUNT", "YOUR_CPU_PARTITION", "YOUR_GPU_PARTITION")
 
 # the plugin's first status query comes this long after a submission (40 s by default, which
 # only slows a run of seconds-long jobs down)
@@ -108,10 +110,19 @@ class SnakemakeRun:
 
 
 def start_snakemake(
-    workdir: Path, *args: str, env: dict[str, str] | None = None, log_name: str = "snakemake.log"
+    workdir: Path,
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    log_name: str = "snakemake.log",
 ) -> SnakemakeRun:
-    """`python -m snakemake ARGS` in `workdir`; put targets before options taking several values
-    (`--configfile`, `--resources`), which would swallow them."""
+    """`python -m snakemake ARGS` in `workdir`, with the variables of `env` set (None: unset).
+    Put targets before the options that take several values (`--configfile`, `--resources`)."""
+    environment = dict(os.environ)
+    for name, value in (env or {}).items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
     log_path = workdir / log_name
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -119,7 +130,7 @@ def start_snakemake(
             cwd=workdir,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
+            env=environment,
             start_new_session=True,  # so that a timeout can stop it with everything it started
         )
     return SnakemakeRun(workdir, log_path, process)
@@ -274,6 +285,24 @@ def assert_same_numbers(produced: Path, reference: Path) -> None:
     )
 
 
+def training_jobs(log: str) -> list[Submission]:
+    """The SLURM jobs submitted for the stabilize rule, in order."""
+    return [job for job in submissions(log) if job.label == "rule_stabilize"]
+
+
+def job_state(slurm_id: str) -> str:
+    """The state squeue reports for a job ("" once it has left squeue)."""
+    output = command_output("squeue", "--noheader", "--states=all", "--format=%T", "-j", slurm_id)
+    return (output or "").strip()
+
+
+def resumed_step(train_log: Path) -> int | None:
+    """The step the training run writing `train_log` resumed from, if it did."""
+    text = train_log.read_text(errors="replace") if train_log.exists() else ""
+    match = re.search(r"resuming from step (\d+)", text)
+    return int(match[1]) if match else None
+
+
 # ---- through SLURM -------------------------------------------------------------------------
 
 
@@ -321,6 +350,7 @@ def test_profile_runs_the_demo_through_slurm_as_a_local_run_does(cluster, tmp_pa
     for job in jobs:
         asks_gpu = job.label in gpu_labels
         assert ("--gpus=1" in job.sbatch) == asks_gpu, job.sbatch
+        assert "--ntasks-per-gpu" not in job.sbatch  # plugins before 2.7.1 added it
         assert f"-p {cluster.partition}" in job.sbatch and f"-A {cluster.account}" in job.sbatch
         if cluster.accounting:
             assert ("gres/gpu=1" in records[job.slurm_id][0]["AllocTRES"]) == asks_gpu
@@ -405,22 +435,23 @@ def test_training_resumes_after_a_requeue_and_after_a_cancelled_attempt(cluster,
     assert summary["final"] == uninterrupted["final"]
 
 
-def training_jobs(log: str) -> list[Submission]:
-    """The SLURM jobs submitted for the stabilize rule, in order."""
-    return [job for job in submissions(log) if job.label == "rule_stabilize"]
-
-
-def job_state(slurm_id: str) -> str:
-    """The state squeue reports for a job ("" once it has left squeue)."""
-    output = command_output("squeue", "--noheader", "--states=all", "--format=%T", "-j", slurm_id)
-    return (output or "").strip()
-
-
-def resumed_step(train_log: Path) -> int | None:
-    """The step the training run writing `train_log` resumed from, if it did."""
-    text = train_log.read_text(errors="replace") if train_log.exists() else ""
-    match = re.search(r"resuming from step (\d+)", text)
-    return int(match[1]) if match else None
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_one_gpu_per_submission_does_not_limit_how_many_are_queued(
+    cluster, prepared_workflow, tmp_path
+):
+    workdir = copy_workflow(tmp_path)
+    shutil.copytree(prepared_workflow / "resources", workdir / "resources")
+    shutil.copy2(prepared_workflow / "seeds.yaml", workdir)
+    profile = write_test_profile(workdir, cluster)
+    log = run_snakemake(
+        workdir, *MODELS_OF_TWO_SEEDS, "--profile", str(profile),
+        "--configfile", TINY_CONFIG, "seeds.yaml", "--verbose", timeout=300,
+    )  # fmt: skip
+    # both training jobs were submitted before either finished; SLURM runs them one after
+    # the other on its single stand-in GPU
+    first_finish = log.index("Finished jobid")
+    assert [job.label for job in submissions(log[:first_finish])] == ["rule_stabilize"] * 2
 
 
 # ---- local GPU scheduling --------------------------------------------------------------------
@@ -450,33 +481,47 @@ def prepared_workflow(tmp_path_factory) -> Path:
     return workdir
 
 
+def fake_nvidia_smi(directory: Path, gpus: int) -> Path:
+    """A folder holding an `nvidia-smi` that lists `gpus` GPUs, as the real one does."""
+    directory.mkdir(exist_ok=True)
+    listing = "".join(
+        f"GPU {index}: NVIDIA H100 (UUID: GPU-{index:08x})\\n" for index in range(gpus)
+    )
+    script = directory / "nvidia-smi"
+    script.write_text(f'#!/bin/sh\n[ "$1" = --list-gpus ] && printf "{listing}"\n')
+    script.chmod(0o755)
+    return directory
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("visible_devices", "jobs_per_gpu", "extra", "limit"),
+    ("visible_devices", "listed_gpus", "jobs_per_gpu", "extra", "limit"),
     [
-        ("0", 1, [], 1),  # one GPU, one job on it at a time
-        ("0", 2, [], 2),  # one GPU shared by two jobs
-        ("GPU-0a1b,GPU-2c3d", 1, [], 2),  # two GPUs named by UUID
-        ("", 1, [], None),  # no GPU: training runs on the CPU, bounded by --cores only
-        ("0", 1, ["--resources", "gpu=2"], 2),  # the command line overrides the detection
+        ("0", 0, 1, [], 1),  # one GPU, one job on it at a time
+        ("0", 0, 2, [], 2),  # one GPU shared by two jobs
+        ("GPU-0a1b,GPU-2c3d", 0, 1, [], 2),  # two GPUs named by UUID
+        (None, 2, 1, [], 2),  # CUDA_VISIBLE_DEVICES unset: the GPUs nvidia-smi lists
+        ("", 2, 1, [], None),  # no GPU: training runs on the CPU, bounded by --cores only
+        ("0", 0, 1, ["--resources", "gpu=2"], 2),  # the command line overrides the detection
     ],
 )
 def test_local_runs_never_put_more_jobs_on_a_gpu_than_configured(
-    prepared_workflow, visible_devices, jobs_per_gpu, extra, limit
+    prepared_workflow, tmp_path, visible_devices, listed_gpus, jobs_per_gpu, extra, limit
 ):
     workdir = prepared_workflow
     jobs = {"resources": {"jobs_per_gpu": jobs_per_gpu}}
     (workdir / "jobs.yaml").write_text(yaml.safe_dump(jobs))
-    models = [f"results/runs/dsprites_procedural/beta4/seed{seed}/model.pt" for seed in (0, 1)]
+    tools = fake_nvidia_smi(tmp_path / "bin", listed_gpus)
+    env = {"CUDA_VISIBLE_DEVICES": visible_devices, "PATH": f"{tools}:{os.environ['PATH']}"}
     log = run_snakemake(
-        workdir, *models, "--forcerun", "stabilize", "--cores", "2", *extra,
-        "--configfile", TINY_CONFIG, "seeds.yaml", "jobs.yaml",
-        env={"CUDA_VISIBLE_DEVICES": visible_devices}, timeout=300,
+        workdir, *MODELS_OF_TWO_SEEDS, "--forcerun", "stabilize", "--cores", "2", *extra,
+        "--configfile", TINY_CONFIG, "seeds.yaml", "jobs.yaml", env=env, timeout=300,
     )  # fmt: skip
     provided = re.search(r"^Provided resources: (.*)$", log, re.M)
     if limit is None:
         assert provided is None or "gpu" not in provided[1]
         assert concurrency(log, "stabilize") == 2
     else:
+        assert provided, f"no GPU limit was set:\n{log[-3000:]}"
         assert re.search(rf"gpu=Resource\(\"gpu\", {limit}\)|gpu={limit}\b", provided[1])
         assert concurrency(log, "stabilize") == min(limit, 2)

@@ -113,3 +113,26 @@ def test_paper_config_plans_the_whole_grid(tmp_path):
     assert counts["evaluate"] == 3 * 8 * 10 * 6
     assert counts["linear_study"] == 2 * 2
     assert counts["fetch_dataset"] == 3 and counts["prepare_dataset"] == 3
+
+
+def test_one_figure_is_rendered_from_existing_tables_alone(tmp_path):
+    """`--allowed-rules` redraws Fig 5 from a summary table without running anything upstream."""
+    config = {
+        "datasets": {"toy": {"format": "procedural", "subgrid": {"pos_x": 4, "pos_y": 4}}},
+        "deep": {"datasets": ["toy"], "betas": [1, 8], "lambdas": [0, 4], "seeds": [0]},
+    }
+    rows = [
+        {"dataset": "toy", "phase": phase, "beta": beta, "lambda": lam, "n_seeds": 1,
+         "recon_nll_mean": 100 + beta - lam, "sap_mean": 0.1, "mig_mean": 0.05 * (1 + lam)}
+        for phase in ("stabilize", "finetune") for beta in (1, 8) for lam in (0, 4)
+        if phase == "finetune" or lam == 0
+    ]  # fmt: skip
+    tables = tmp_path / "results" / "tables"
+    tables.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(tables / "deep_summary.csv", index=False)
+    target = "results/figures/fig5_lambda_heatmaps.pdf"
+    snakemake(tmp_path, target, "--cores", "1", "--allowed-rules", "fig5_lambda_heatmaps",
+              config=write_config(tmp_path, config))  # fmt: skip
+    assert (tmp_path / target).stat().st_size > 0
+    assert (tmp_path / "results/figures/fig5_lambda_heatmaps.png").stat().st_size > 0
+    assert not (tmp_path / "resources").exists() and not (tmp_path / "results/runs").exists()

@@ -45,14 +45,14 @@ rule select_hyperparameters:
             category="Selection",
             labels={"table": "pareto_front"},
         ),
-    params:
-        rho=config["selection"]["rho"],
-        weights=config["selection"]["weights"],
-        heatmap_weights=config["selection"]["heatmap_weights"],
     log:
         "logs/tables/selection.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        rho=config["selection"]["rho"],
+        weights=config["selection"]["weights"],
+        heatmap_weights=config["selection"]["heatmap_weights"],
     script:
         "../scripts/select_hyperparameters.py"

@@ -1,5 +1,5 @@
-# Helpers shared by every rule file: config validation, the experiment grid, path formatting,
-# per-job resources and the lists of final targets.
+# Helpers shared by all the rule files (config validation, the experiment grid, path formatting,
+# per-job resources and the lists of final targets).
 
 import math
 import os
@@ -7,22 +7,11 @@ import re
 
 from snakemake.utils import validate
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 
 # β, λ and seeds appear in paths; numbers are written like 8, 0.5, 1e-05 (see fmt)
 NUMBER = r"[0-9][0-9.e+-]*"
-
-
-wildcard_constraints:
-    dims=r"n\d+_m\d+_s\d+",
-    method="fixed_point|adamw",
-    dataset=r"[A-Za-z0-9_]+",
-    beta=NUMBER,
-    lam=NUMBER,
-    seed=r"\d+",
-    run=rf"[A-Za-z0-9_]+/beta{NUMBER}/seed\d+(/lambda{NUMBER})?",
 
 
 def fmt(value):
@@ -148,7 +137,10 @@ def train_settings(wildcards, phase):
     train = dict(DEEP["train"])
     steps = train.pop("stabilize_steps"), train.pop("finetune_steps")
     lam = float(wildcards.lam) if phase == "finetune" else 0.0
-    run = stabilized_run(wildcards.dataset, wildcards.beta, wildcards.seed)
+    if phase == "stabilize":
+        run = stabilized_run(wildcards.dataset, wildcards.beta, wildcards.seed)
+    else:
+        run = finetuned_run(wildcards.dataset, wildcards.beta, wildcards.seed, wildcards.lam)
     return train | {
         "steps": steps[0] if phase == "stabilize" else steps[1],
         "beta": float(wildcards.beta),
@@ -156,8 +148,7 @@ def train_settings(wildcards, phase):
         "seed": int(wildcards.seed),
         "latent_dim": DEEP["latent_dim"],
         "phase": phase,
-        "run_name": run.removeprefix("results/runs/")
-        + (f"/lambda{wildcards.lam}" if phase == "finetune" else ""),
+        "run_name": run.removeprefix("results/runs/"),
         "threads": RESOURCES[phase]["threads"],
     }
 
@@ -199,6 +190,35 @@ def figure_runs(pairs):
                 }
             )
     return settings
+
+
+# ---- input and output helpers of the rule files ------------------------------------------
+
+
+def upstream_input(wildcards):
+    """The fetched upstream file, for datasets that have one (the procedural one does not)."""
+    source = DATASETS[wildcards.dataset]
+    if source["format"] == "procedural":
+        return {}
+    # ancient: a re-fetched but verified identical file must not re-prepare everything
+    return {"upstream": ancient(upstream_file(wildcards.dataset))}
+
+
+def dataset_images(wildcards):
+    # ancient: preparing a dataset again (new code, same data) must not retrain every model
+    return ancient(prepared(wildcards.dataset)["images"])
+
+
+def figure_outputs(name, caption, category):
+    return {
+        "pdf": f"results/figures/{name}.pdf",
+        "png": report(
+            f"results/figures/{name}.png",
+            caption=f"../report/{caption}.rst",
+            category=category,
+            labels={"figure": name},
+        ),
+    }
 
 
 # ---- resources ----------------------------------------------------------------------------

@@ -2,25 +2,16 @@
 # their conversion into one memory-mappable format under resources/datasets/.
 
 
-def upstream_input(wildcards):
-    """The fetched upstream file, for datasets that have one (the procedural one does not)."""
-    source = DATASETS[wildcards.dataset]
-    if source["format"] == "procedural":
-        return {}
-    # ancient: a re-fetched but verified identical file must not re-prepare everything
-    return {"upstream": ancient(upstream_file(wildcards.dataset))}
-
-
 rule fetch_dataset:
     output:
         "resources/downloads/{dataset}/{file}",
-    params:
-        source=lambda wildcards: DATASETS[wildcards.dataset],
     log:
         "logs/datasets/{dataset}/fetch_{file}.log",
     retries: 2
     conda:
         "../../envs/analysis.yaml"
+    params:
+        source=lambda wildcards: DATASETS[wildcards.dataset],
     script:
         "../scripts/fetch_dataset.py"
 
@@ -38,15 +29,15 @@ rule prepare_dataset:
             category="Datasets",
             labels={"dataset": "{dataset}"},
         ),
-    params:
-        source=lambda wildcards: DATASETS[wildcards.dataset],
-    threads: RESOURCES["prepare"]["threads"]
-    resources:
-        mem_mb=RESOURCES["prepare"]["mem_mb"],
-        runtime=runtime("prepare"),
     log:
         "logs/datasets/{dataset}/prepare.log",
     conda:
         "../../envs/torch.yaml"
+    threads: RESOURCES["prepare"]["threads"]
+    resources:
+        mem_mb=RESOURCES["prepare"]["mem_mb"],
+        runtime=runtime("prepare"),
+    params:
+        source=lambda wildcards: DATASETS[wildcards.dataset],
     script:
         "../scripts/prepare_dataset.py"

@@ -12,17 +12,17 @@ rule evaluate:
         metrics="results/runs/{run}/metrics.json",
         mi_matrix="results/runs/{run}/mi_matrix.csv",
         reconstructions="results/runs/{run}/reconstructions.npz",
-    params:
-        settings=evaluation_settings,
-        run=lambda wildcards: parse_run(wildcards.run),
+    log:
+        "logs/evaluate/{run}.log",
+    conda:
+        "../../envs/torch.yaml"
     threads: RESOURCES["evaluate"]["threads"]
     resources:
         gpu=RESOURCES["evaluate"]["gpu"],
         mem_mb=RESOURCES["evaluate"]["mem_mb"],
         runtime=runtime("evaluate"),
-    log:
-        "logs/evaluate/{run}.log",
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        settings=evaluation_settings,
+        run=lambda wildcards: parse_run(wildcards.run),
     script:
         "../scripts/evaluate.py"

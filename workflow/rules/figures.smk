@@ -2,30 +2,18 @@
 # writes), never models, so re-rendering one is cheap and retrains nothing.
 
 
-def figure_outputs(name, caption, category):
-    return {
-        "pdf": f"results/figures/{name}.pdf",
-        "png": report(
-            f"results/figures/{name}.png",
-            caption=f"../report/{caption}.rst",
-            category=category,
-            labels={"figure": name},
-        ),
-    }
-
-
 rule fig2_linear_beta_sweep:
     input:
         metrics="results/tables/linear_metrics.csv",
     output:
         **figure_outputs("fig2_linear_beta_sweep", "fig2", "Linear-Gaussian study"),
-    params:
-        figure="fig2",
     log:
         "logs/figures/fig2_linear_beta_sweep.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        figure="fig2",
     script:
         "../scripts/plot_linear.py"
 
@@ -35,13 +23,13 @@ rule fig3_linear_lambda_heatmaps:
         summary="results/tables/linear_summary.csv",
     output:
         **figure_outputs("fig3_linear_lambda_heatmaps", "fig3", "Linear-Gaussian study"),
-    params:
-        figure="fig3",
     log:
         "logs/figures/fig3_linear_lambda_heatmaps.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        figure="fig3",
     script:
         "../scripts/plot_linear.py"
 
@@ -53,14 +41,16 @@ rule fig_linear_contraction:
             dims=[linear_dims_name(d) for d in LINEAR["dims"]] if LINEAR else [],
         ),
     output:
-        **figure_outputs("fig_linear_contraction", "fig_linear_contraction", "Linear-Gaussian study"),
-    params:
-        figure="contraction",
+        **figure_outputs(
+            "fig_linear_contraction", "fig_linear_contraction", "Linear-Gaussian study"
+        ),
     log:
         "logs/figures/fig_linear_contraction.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        figure="contraction",
     script:
         "../scripts/plot_linear.py"
 
@@ -70,14 +60,14 @@ rule fig4_beta_sweep:
         metrics="results/tables/deep_metrics.csv",
     output:
         **figure_outputs("fig4_beta_sweep", "fig4", "Deep λβ-VAE"),
-    params:
-        figure="fig4",
-        datasets=DEEP["datasets"],
     log:
         "logs/figures/fig4_beta_sweep.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        figure="fig4",
+        datasets=DEEP["datasets"],
     script:
         "../scripts/plot_deep.py"
 
@@ -87,14 +77,14 @@ rule fig5_lambda_heatmaps:
         summary="results/tables/deep_summary.csv",
     output:
         **figure_outputs("fig5_lambda_heatmaps", "fig5", "Deep λβ-VAE"),
-    params:
-        figure="fig5",
-        datasets=DEEP["datasets"],
     log:
         "logs/figures/fig5_lambda_heatmaps.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        figure="fig5",
+        datasets=DEEP["datasets"],
     script:
         "../scripts/plot_deep.py"
 
@@ -104,15 +94,15 @@ rule fig6_tchebycheff:
         scores="results/tables/tchebycheff_scores.csv",
     output:
         **figure_outputs("fig6_tchebycheff", "fig6", "Selection"),
-    params:
-        figure="fig6",
-        datasets=DEEP["datasets"],
-        heatmap_weights=config["selection"]["heatmap_weights"],
     log:
         "logs/figures/fig6_tchebycheff.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        figure="fig6",
+        datasets=DEEP["datasets"],
+        heatmap_weights=config["selection"]["heatmap_weights"],
     script:
         "../scripts/plot_deep.py"
 
@@ -125,14 +115,14 @@ rule fig7_reconstructions:
         ],
     output:
         **figure_outputs("fig7_reconstructions", "fig7", "Deep λβ-VAE"),
-    params:
-        figure="fig7",
-        settings=figure_runs(config["figures"]["reconstructions"]),
     log:
         "logs/figures/fig7_reconstructions.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        figure="fig7",
+        settings=figure_runs(config["figures"]["reconstructions"]),
     script:
         "../scripts/plot_deep.py"
 
@@ -144,13 +134,13 @@ rule fig8_mi_heatmaps:
         ],
     output:
         **figure_outputs("fig8_mi_heatmaps", "fig8", "Deep λβ-VAE"),
-    params:
-        figure="fig8",
-        settings=figure_runs(config["figures"]["mi_heatmaps"]),
     log:
         "logs/figures/fig8_mi_heatmaps.log",
     localrule: True
     conda:
         "../../envs/analysis.yaml"
+    params:
+        figure="fig8",
+        settings=figure_runs(config["figures"]["mi_heatmaps"]),
     script:
         "../scripts/plot_deep.py"

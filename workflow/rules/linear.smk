@@ -5,17 +5,17 @@
 rule linear_instance:
     output:
         "results/linear/{dims}/instance.npz",
+    log:
+        "logs/linear/{dims}/instance.log",
+    localrule: True
+    conda:
+        "../../envs/torch.yaml"
     params:
         dims=linear_dims,
         instance_file=linear_instance_file,
         noise_var=LINEAR["noise_var"] if LINEAR else None,
         factor_var_range=LINEAR["factor_var_range"] if LINEAR else None,
         seed=LINEAR["seed"] if LINEAR else None,
-    log:
-        "logs/linear/{dims}/instance.log",
-    localrule: True
-    conda:
-        "../../envs/torch.yaml"
     script:
         "../scripts/linear_instance.py"
 
@@ -25,16 +25,16 @@ rule linear_study:
         instance="results/linear/{dims}/instance.npz",
     output:
         "results/linear/{dims}/{method}.csv",
-    params:
-        config=LINEAR,
-    threads: RESOURCES["linear"]["threads"]
-    resources:
-        mem_mb=RESOURCES["linear"]["mem_mb"],
-        runtime=runtime("linear"),
     log:
         "logs/linear/{dims}/{method}.log",
     conda:
         "../../envs/torch.yaml"
+    threads: RESOURCES["linear"]["threads"]
+    resources:
+        mem_mb=RESOURCES["linear"]["mem_mb"],
+        runtime=runtime("linear"),
+    params:
+        config=LINEAR,
     script:
         "../scripts/linear_study.py"
 
@@ -44,13 +44,13 @@ rule linear_contraction:
         instance="results/linear/{dims}/instance.npz",
     output:
         "results/linear/{dims}/contraction.csv",
-    params:
-        config=LINEAR,
-    threads: 1
     log:
         "logs/linear/{dims}/contraction.log",
     conda:
         "../../envs/torch.yaml"
+    threads: 1
+    params:
+        config=LINEAR,
     script:
         "../scripts/linear_contraction.py"
 

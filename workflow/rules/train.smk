@@ -4,11 +4,6 @@
 # preempted job resumes where it stopped instead of starting over.
 
 
-def dataset_images(wildcards):
-    # ancient: preparing a dataset again (new code, same data) must not retrain every model
-    return ancient(prepared(wildcards.dataset)["images"])
-
-
 rule stabilize:
     input:
         images=dataset_images,
@@ -16,19 +11,19 @@ rule stabilize:
         model="results/runs/{dataset}/beta{beta}/seed{seed}/model.pt",
         curve="results/runs/{dataset}/beta{beta}/seed{seed}/train_log.csv",
         summary="results/runs/{dataset}/beta{beta}/seed{seed}/run.json",
-    params:
-        settings=lambda wildcards: train_settings(wildcards, "stabilize"),
-        progress_dir=progress_dir("stabilize"),
-        jobs_per_gpu=RESOURCES["jobs_per_gpu"],
+    log:
+        "logs/train/{dataset}/beta{beta}/seed{seed}/stabilize.log",
+    conda:
+        "../../envs/torch.yaml"
     threads: RESOURCES["stabilize"]["threads"]
     resources:
         gpu=RESOURCES["stabilize"]["gpu"],
         mem_mb=RESOURCES["stabilize"]["mem_mb"],
         runtime=runtime("stabilize"),
-    log:
-        "logs/train/{dataset}/beta{beta}/seed{seed}/stabilize.log",
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        settings=lambda wildcards: train_settings(wildcards, "stabilize"),
+        progress_dir=progress_dir("stabilize"),
+        jobs_per_gpu=RESOURCES["jobs_per_gpu"],
     script:
         "../scripts/train.py"
 
@@ -41,18 +36,18 @@ rule finetune:
         model="results/runs/{dataset}/beta{beta}/seed{seed}/lambda{lam}/model.pt",
         curve="results/runs/{dataset}/beta{beta}/seed{seed}/lambda{lam}/train_log.csv",
         summary="results/runs/{dataset}/beta{beta}/seed{seed}/lambda{lam}/run.json",
-    params:
-        settings=lambda wildcards: train_settings(wildcards, "finetune"),
-        progress_dir=progress_dir("finetune"),
-        jobs_per_gpu=RESOURCES["jobs_per_gpu"],
+    log:
+        "logs/train/{dataset}/beta{beta}/seed{seed}/lambda{lam}/finetune.log",
+    conda:
+        "../../envs/torch.yaml"
     threads: RESOURCES["finetune"]["threads"]
     resources:
         gpu=RESOURCES["finetune"]["gpu"],
         mem_mb=RESOURCES["finetune"]["mem_mb"],
         runtime=runtime("finetune"),
-    log:
-        "logs/train/{dataset}/beta{beta}/seed{seed}/lambda{lam}/finetune.log",
-    conda:
-        "../../envs/torch.yaml"
+    params:
+        settings=lambda wildcards: train_settings(wildcards, "finetune"),
+        progress_dir=progress_dir("finetune"),
+        jobs_per_gpu=RESOURCES["jobs_per_gpu"],
     script:
         "../scripts/train.py"

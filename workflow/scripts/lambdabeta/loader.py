@@ -70,7 +70,8 @@ def load_prepared(directory: str | os.PathLike, mmap: bool = True) -> PreparedDa
                 "(run the pipeline's prepare step for this dataset)"
             )
     meta = read_json(directory / META_FILE)
-    images = np.load(directory / IMAGES_FILE, mmap_mode="r" if mmap else None)
+    # copy-on-write: the map is writable for torch.from_numpy, yet never written back to disk
+    images = np.load(directory / IMAGES_FILE, mmap_mode="c" if mmap else None)
     factors = np.load(directory / FACTORS_FILE)
     if images.dtype != np.uint8 or images.ndim != 4:
         raise ValueError(
@@ -95,7 +96,9 @@ class DeviceImages:
 
     The images stay N × H × W × C uint8 (a quarter of float32's memory, and no host↔device copy
     per step). ``batch`` returns B × C × H × W floats in [0, 1]; with ``channels_last=True`` the
-    result keeps the NHWC memory layout that cuDNN prefers, otherwise it is made contiguous.
+    result keeps the NHWC memory layout that convolutions prefer, otherwise it is made contiguous.
+    On the CPU, writable (e.g. copy-on-write memory-mapped) images are used in place, so jobs on
+    one node share the page cache instead of each holding its own copy.
     """
 
     def __init__(
@@ -109,6 +112,9 @@ class DeviceImages:
             raise ValueError(f"expected uint8 N×H×W×C images, got {images.dtype} {images.shape}")
         self.device = torch.device(device)
         self.channels_last = channels_last
+        if self.device.type == "cpu" and images.flags.writeable and images.flags.c_contiguous:
+            self.data = torch.from_numpy(images)
+            return
         self.data = torch.empty(images.shape, dtype=torch.uint8, device=self.device)
         # copy in chunks so a memory-mapped file is never materialised twice in host RAM
         for start in range(0, images.shape[0], chunk):

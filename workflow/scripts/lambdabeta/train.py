@@ -13,13 +13,22 @@ Reproducibility:
   ``np.random.SeedSequence``, so the λ finetunes of one stabilization see different streams;
 * every ``checkpoint_every`` steps, the model, the optimizer, both generator states, the step and
   the curve so far are written atomically to ``progress_dir/checkpoint.pt``; a run restarted after
-  a kill resumes from it and ends with bitwise the same weights and curve (on CPU) as a run that
-  was never interrupted. A checkpoint of different settings is refused, never resumed.
+  a kill resumes from it and ends with bitwise the same weights and curve (on CPU; the
+  ``seconds`` column is wall time) as a run that was never interrupted. A checkpoint of
+  different settings is refused, never resumed.
 
 The training curve has one row per ``log_every`` steps holding the *mean* of each loss term over
 the steps since the previous row (``steps_in_row`` of them), so means over any window of whole
 rows are exact. Loss terms are accumulated on the device and read back only when a row is
 written, so the step itself never waits for the device.
+
+Device options: ``precision="bf16"`` autocasts the model to bfloat16 on CUDA and is refused on
+CPU (where it would be emulated, slowly, and the run would not be the one its settings name);
+``tf32`` sets the CUDA matmul/cuDNN TF32 flags; ``compile`` wraps forward and loss in
+``torch.compile``; ``channels_last`` keeps images and weights NHWC (on CPU the faster layout for
+this model's transposed convolutions); ``cuda_graphs`` captures the whole step — forward,
+backward and a ``capturable`` Adam — in one CUDA graph, and is ignored on CPU. ``compile`` and
+``cuda_graphs`` are exclusive.
 """
 
 from __future__ import annotations
