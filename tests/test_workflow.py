@@ -6,7 +6,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from workflow_runner import snakemake, write_config
+from workflow_runner import REPO, snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -102,7 +102,7 @@ def test_unknown_deep_dataset_is_rejected(tmp_path):
 
 def test_paper_config_plans_the_whole_grid(tmp_path):
     """The default config plans every job of the paper (3 datasets × 8 β × 10 seeds × 5 λ)."""
-    result = snakemake(tmp_path, "-n", "--quiet", "rules")
+    result = snakemake(tmp_path, "-n", "--quiet", "rules", config=REPO / "config" / "config.yaml")
     counts = {}
     for line in result.stdout.splitlines():
         parts = line.split()

@@ -4,6 +4,7 @@
 import math
 import os
 import re
+import subprocess
 
 from snakemake.utils import validate
 
@@ -231,6 +232,50 @@ def runtime(stage):
     """Minutes for a job of `stage`; a retried job gets proportionally more."""
     base = RESOURCES[stage]["runtime"]
     return lambda wildcards, attempt: base * attempt
+
+
+# ---- local GPU scheduling ------------------------------------------------------------------
+# Snakemake pins no GPUs to local jobs, so `gpu` is also the local scheduler's limit: at most
+# `resources.jobs_per_gpu` jobs per visible GPU run at once (lambdabeta.devices then spreads them
+# over the GPUs). The scope is one machine or one SLURM submission, never the whole cluster.
+
+
+resource_scopes:
+    gpu="local",
+
+
+def visible_gpus(environ=os.environ):
+    """GPUs a job started here can use: the entries of CUDA_VISIBLE_DEVICES up to the first one
+    CUDA would not accept (as CUDA reads it; "" or "-1" hide all), else the GPUs `nvidia-smi`
+    lists, else 0."""
+    listed = environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is None:
+        try:
+            listing = subprocess.run(
+                ["nvidia-smi", "--list-gpus"], capture_output=True, text=True, timeout=30
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return 0
+        return sum(line.startswith("GPU ") for line in listing.splitlines())
+    count = 0
+    for entry in listed.split(","):
+        entry = entry.strip()
+        if not (entry.isdigit() or entry.startswith(("GPU-", "MIG-"))):
+            break
+        count += 1
+    return count
+
+
+def local_gpu_limit(gpus, jobs_per_gpu):
+    """How many `gpu: 1` jobs may run at once on this machine: `jobs_per_gpu` per GPU. None (no
+    limit) without a GPU: there those jobs run on the CPU and only --cores bounds them."""
+    return gpus * jobs_per_gpu if gpus > 0 else None
+
+
+GPU_LIMIT = local_gpu_limit(visible_gpus(), RESOURCES["jobs_per_gpu"])
+# an explicit `--resources gpu=N` (the SLURM profile sets 1 per submission) takes precedence
+if GPU_LIMIT is not None and "gpu" not in workflow.global_resources:
+    workflow.global_resources["gpu"] = GPU_LIMIT
 
 
 # ---- targets ------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ rule fetch_dataset:
     log:
         "logs/datasets/{dataset}/fetch_{file}.log",
     retries: 2
+    # downloads run where the workflow was started: compute nodes often have no internet
+    localrule: True
     conda:
         "../../envs/analysis.yaml"
     params:
