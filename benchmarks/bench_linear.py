@@ -28,13 +28,6 @@ def paper_settings() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["linear"]
 
 
-def grid_tensors(betas, lambdas, restarts):
-    frame = L._grid(betas, lambdas, restarts)
-    return tuple(
-        torch.as_tensor(frame[c].to_numpy(copy=True)) for c in ("beta", "lambda", "restart")
-    )
-
-
 def full_fixed_point(settings: dict) -> None:
     total = 0.0
     for dims in settings["dims"]:
@@ -65,6 +58,11 @@ def full_fixed_point(settings: dict) -> None:
     print(f"fixed point, whole paper grid: {total:.1f} s")
 
 
+def adamw_settings(adam: dict) -> dict:
+    keys = ("lr", "weight_decay", "grad_clip")
+    return {key: adam[key] for key in keys}
+
+
 def full_adamw_projection(settings: dict, steps: int) -> None:
     total = 0.0
     for dims in settings["dims"]:
@@ -74,95 +72,77 @@ def full_adamw_projection(settings: dict, steps: int) -> None:
             factor_var_range=settings["factor_var_range"],
             seed=0,
         )
-        beta, lam, restart = grid_tensors(
-            settings["betas"], settings["lambdas"], settings["restarts"]
-        )
-        init = L.initial_params(instance, dims["m"], settings["restarts"], seed=1).select(restart)
-        adam = settings["adamw"]
-        L.adamw(
+        grid = L.grid_entries(
             instance,
-            init,
-            beta,
-            lam,
-            steps=2,
-            lr=adam["lr"],
-            weight_decay=adam["weight_decay"],
-            grad_clip=adam["grad_clip"],
-        )  # warm-up
+            dims["m"],
+            settings["betas"],
+            settings["lambdas"],
+            settings["restarts"],
+            seed=1,
+        )
+        adam = adamw_settings(settings["adamw"])
+        L.adamw(instance, grid.init, grid.beta, grid.lam, steps=2, **adam)  # warm-up
         start = time.perf_counter()
-        L.adamw(
-            instance,
-            init,
-            beta,
-            lam,
-            steps=steps,
-            lr=adam["lr"],
-            weight_decay=adam["weight_decay"],
-            grad_clip=adam["grad_clip"],
-        )
+        L.adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, **adam)
         per_step = (time.perf_counter() - start) / steps
-        projected = per_step * adam["steps"]
+        projected = per_step * settings["adamw"]["steps"]
         total += projected
         print(
-            f"AdamW n={dims['n']}: {len(beta)} restarts, {per_step * 1e3:.0f} ms per step, "
-            f"projected {adam['steps']:,} steps: {projected / 60:.1f} min"
+            f"AdamW n={dims['n']}: {len(grid.beta)} restarts, {per_step * 1e3:.0f} ms per step, "
+            f"projected {settings['adamw']['steps']:,} steps: {projected / 60:.1f} min"
         )
     print(
-        f"AdamW, whole paper grid (projected, one core per n run in parallel halves it): "
+        f"AdamW, whole paper grid (projected, one core; one job per n on 2 cores halves it): "
         f"{total / 60:.1f} min"
     )
 
 
 def fixed_point_speedup(instance: L.Instance, m: int, restarts: int) -> None:
-    beta, lam, restart = grid_tensors([1, 4, 16], [0, 2], restarts)
-    init = L.initial_params(instance, m, restarts, seed=1).select(restart)
+    grid = L.grid_entries(instance, m, [1, 4, 16], [0, 2], restarts, seed=1)
+    beta, lam, init = grid.beta, grid.lam, grid.init
     start = time.perf_counter()
-    batched = L.fixed_point(instance, init.b, init.sigma_w, beta, lam, max_iter=100_000, tol=1e-5)
+    batched = L.fixed_point(instance, init.b, init.sigma_w, beta, lam, max_iter=100_000, tol=1e-6)
     batched_seconds = time.perf_counter() - start
     work = int(batched.iterations.sum())
     start = time.perf_counter()
     for k in range(len(beta)):  # the same number of iterations, one restart at a time
-        b, sigma_w = init.b[k : k + 1], init.sigma_w[k : k + 1]
-        for _ in range(int(batched.iterations[k])):
-            a, sigma_z = L.decoder_optimum(instance, b, sigma_w)
-            b, sigma_w = L.encoder_optimum(a, sigma_z, beta[k : k + 1], lam[k : k + 1])
+        one = slice(k, k + 1)
+        L.fixed_point_reference(
+            instance,
+            init.b[one],
+            init.sigma_w[one],
+            beta[one],
+            lam[one],
+            iterations=int(batched.iterations[k]),
+        )
     loop_seconds = time.perf_counter() - start
     print(
         f"fixed point, n={instance.n}, {len(beta)} restarts, {work:,} restart-iterations: "
-        f"batched {work / batched_seconds:,.0f}/s, per-restart loop {work / loop_seconds:,.0f}/s "
-        f"-> {loop_seconds / batched_seconds:.0f}x"
+        f"batched {work / batched_seconds:,.0f}/s, per-restart loop "
+        f"{work / loop_seconds:,.0f}/s -> {loop_seconds / batched_seconds:.0f}x"
     )
 
 
-def adamw_speedup(instance: L.Instance, m: int, restarts: int, steps: int) -> None:
-    beta, lam, restart = grid_tensors([1, 4, 16], [0, 2], restarts)
-    init = L.initial_params(instance, m, restarts, seed=1).select(restart)
+def adamw_speedup(instance: L.Instance, m: int, restarts: int, steps: int, adam: dict) -> None:
+    grid = L.grid_entries(instance, m, [1, 4, 16], [0, 2], restarts, seed=1)
     start = time.perf_counter()
-    L.adamw(instance, init, beta, lam, steps=steps, lr=1e-3, weight_decay=0.01, grad_clip=1.0)
+    L.adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, **adam)
     batched_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    for k in range(len(beta)):
-        leaves = [
-            init.a[k : k + 1].clone(),
-            init.b[k : k + 1].clone(),
-            L._raw_from_cholesky(torch.linalg.cholesky(init.sigma_z[k : k + 1])),
-            L._raw_from_cholesky(torch.linalg.cholesky(init.sigma_w[k : k + 1])),
-        ]
-        leaves = [t.requires_grad_() for t in leaves]
-        optimizer = torch.optim.AdamW(leaves, lr=1e-3, weight_decay=0.01)
-        for _ in range(steps):
-            l_z, l_w = L._cholesky_from_raw(leaves[2]), L._cholesky_from_raw(leaves[3])
-            params = L.Params(leaves[0], leaves[1], l_z @ l_z.mT, l_w @ l_w.mT)
-            terms = L.objective_terms(instance, params)
-            optimizer.zero_grad()
-            L.loss(terms, beta[k : k + 1], lam[k : k + 1]).sum().backward()
-            torch.nn.utils.clip_grad_norm_(leaves, 1.0)
-            optimizer.step()
+    for k in range(len(grid.beta)):
+        L.adamw_reference(
+            instance,
+            grid.init.select(slice(k, k + 1)),
+            grid.beta[k].item(),
+            grid.lam[k].item(),
+            steps=steps,
+            **adam,
+        )
     loop_seconds = time.perf_counter() - start
-    work = len(beta) * steps
+    work = len(grid.beta) * steps
     print(
-        f"AdamW, n={instance.n}, {len(beta)} restarts × {steps} steps: "
-        f"batched {work / batched_seconds:,.0f} restart-steps/s, per-restart loop "
+        f"AdamW, n={instance.n}, {len(grid.beta)} restarts × {steps} steps: batched "
+        f"{work / batched_seconds:,.0f} restart-steps/s, per-restart loop "
         f"{work / loop_seconds:,.0f}/s -> {loop_seconds / batched_seconds:.1f}x"
     )
 
@@ -188,7 +168,13 @@ def main() -> None:
         seed=0,
     )
     fixed_point_speedup(instance, dims["m"], args.subset_restarts)
-    adamw_speedup(instance, dims["m"], args.subset_restarts, args.adamw_steps)
+    adamw_speedup(
+        instance,
+        dims["m"],
+        args.subset_restarts,
+        args.adamw_steps,
+        adamw_settings(settings["adamw"]),
+    )
 
 
 if __name__ == "__main__":

@@ -20,15 +20,6 @@ def instance() -> L.Instance:
     return L.random_instance(n=24, s=3, noise_var=0.05, factor_var_range=(0.1, 1.0), seed=7)
 
 
-def grid(values_beta, values_lambda, restarts):
-    frame = L._grid(values_beta, values_lambda, restarts)
-    return (
-        torch.as_tensor(frame["beta"].to_numpy(copy=True)),
-        torch.as_tensor(frame["lambda"].to_numpy(copy=True)),
-        torch.as_tensor(frame["restart"].to_numpy(copy=True)),
-    )
-
-
 def total_loss(instance, params, beta, lam):
     return L.loss(L.objective_terms(instance, params), beta, lam)
 
@@ -134,33 +125,25 @@ def test_analytic_gradients_match_autograd(instance):
 # ---- fixed-point iteration --------------------------------------------------------------------
 
 
-def lemma_iteration(instance, b, sigma_w, beta, lam, iterations):
-    """Lemma 4.2 iterated with the textbook n × n formulas, as the reference."""
-    for _ in range(iterations):
-        a, sigma_z = L.decoder_optimum(instance, b, sigma_w)
-        b, sigma_w = L.encoder_optimum(a, sigma_z, beta, lam)
-    return b, sigma_w
-
-
 def test_fast_iteration_equals_the_lemma_formulas(instance):
     """The reduced (m + s)-dimensional iteration reproduces the textbook one exactly."""
-    beta, lam, restart = grid([1.0, 4.0, 16.0], [0.0, 2.0], 2)
-    init = L.initial_params(instance, m=4, restarts=2, seed=3).select(restart)
+    grid = L.grid_entries(instance, 4, [1.0, 4.0, 16.0], [0.0, 2.0], restarts=2, seed=3)
+    beta, lam, init = grid.beta, grid.lam, grid.init
     fast = L.fixed_point(instance, init.b, init.sigma_w, beta, lam, max_iter=25, tol=0.0)
-    b, sigma_w = lemma_iteration(instance, init.b, init.sigma_w, beta, lam, 25)
+    b, sigma_w = L.fixed_point_reference(instance, init.b, init.sigma_w, beta, lam, 25)
     torch.testing.assert_close(fast.params.b, b, rtol=1e-8, atol=1e-10)
     torch.testing.assert_close(fast.params.sigma_w, sigma_w, rtol=1e-8, atol=1e-10)
 
 
 def test_each_iteration_lowers_the_loss(instance):
     """Both half-steps are exact block minimisations, so the loss never increases."""
-    beta, lam, restart = grid([1.0, 4.0, 32.0], [0.0, 2.0, 8.0], 2)
-    params = L.initial_params(instance, m=4, restarts=2, seed=4).select(restart)
-    b, sigma_w = params.b, params.sigma_w
+    grid = L.grid_entries(instance, 4, [1.0, 4.0, 32.0], [0.0, 2.0, 8.0], restarts=2, seed=4)
+    beta, lam = grid.beta, grid.lam
+    b, sigma_w = grid.init.b, grid.init.sigma_w
     a, sigma_z = L.decoder_optimum(instance, b, sigma_w)
     previous = total_loss(instance, L.Params(a, b, sigma_z, sigma_w), beta, lam)
     for _ in range(30):
-        b, sigma_w = lemma_iteration(instance, b, sigma_w, beta, lam, 1)
+        b, sigma_w = L.fixed_point_reference(instance, b, sigma_w, beta, lam, 1)
         a, sigma_z = L.decoder_optimum(instance, b, sigma_w)
         current = total_loss(instance, L.Params(a, b, sigma_z, sigma_w), beta, lam)
         assert torch.all(current <= previous + 1e-9 * previous.abs())
@@ -224,33 +207,21 @@ def test_batched_adamw_equals_independent_torch_adamw_runs(instance):
     beta = torch.tensor([1.0, 8.0], dtype=DTYPE)
     lam = torch.tensor([0.0, 4.0], dtype=DTYPE)
     init = L.initial_params(instance, m=4, restarts=2, seed=8)
-    batched = L.adamw(
-        instance, init, beta, lam, steps=25, lr=1e-2, weight_decay=0.01, grad_clip=1.0
-    )
+    settings = {"steps": 25, "lr": 1e-2, "weight_decay": 0.01, "grad_clip": 1.0}
+    batched = L.adamw(instance, init, beta, lam, **settings)
     for i in range(2):
-        leaves = [
-            init.a[i : i + 1].clone(),
-            init.b[i : i + 1].clone(),
-            L._raw_from_cholesky(torch.linalg.cholesky(init.sigma_z[i : i + 1])),
-            L._raw_from_cholesky(torch.linalg.cholesky(init.sigma_w[i : i + 1])),
-        ]
-        leaves = [t.requires_grad_() for t in leaves]
-        optimizer = torch.optim.AdamW(leaves, lr=1e-2, weight_decay=0.01)
-        for _ in range(25):
-            l_z, l_w = L._cholesky_from_raw(leaves[2]), L._cholesky_from_raw(leaves[3])
-            params = L.Params(leaves[0], leaves[1], l_z @ l_z.mT, l_w @ l_w.mT)
-            optimizer.zero_grad()
-            total_loss(instance, params, beta[i : i + 1], lam[i : i + 1]).sum().backward()
-            torch.nn.utils.clip_grad_norm_(leaves, 1.0)
-            optimizer.step()
-        torch.testing.assert_close(batched.params.a[i], leaves[0].detach()[0], rtol=1e-6, atol=1e-8)
-        torch.testing.assert_close(batched.params.b[i], leaves[1].detach()[0], rtol=1e-6, atol=1e-8)
+        alone = L.adamw_reference(instance, init.select(slice(i, i + 1)), beta[i].item(),
+                                  lam[i].item(), **settings)  # fmt: skip
+        torch.testing.assert_close(batched.params.a[i], alone.a[0], rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(batched.params.b[i], alone.b[0], rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(batched.params.sigma_z[i], alone.sigma_z[0], rtol=1e-6,
+                                   atol=1e-8)  # fmt: skip
 
 
 def test_adamw_collapses_and_approaches_stationarity():
     instance = L.random_instance(n=12, s=2, noise_var=0.05, factor_var_range=(0.1, 1.0), seed=9)
-    beta, lam, restart = grid([1.0, 8.0], [0.0, 4.0], 3)
-    init = L.initial_params(instance, m=3, restarts=3, seed=10).select(restart)
+    grid = L.grid_entries(instance, 3, [1.0, 8.0], [0.0, 4.0], restarts=3, seed=10)
+    beta, lam, init = grid.beta, grid.lam, grid.init
     short = L.adamw(instance, init, beta, lam, steps=300, lr=1e-2, weight_decay=0.0, grad_clip=None)
     long = L.adamw(instance, init, beta, lam, steps=3000, lr=1e-2, weight_decay=0.0, grad_clip=None)
     table = L.metrics_table(instance, long.params, beta, lam)
@@ -265,8 +236,8 @@ def test_adamw_collapses_and_approaches_stationarity():
 
 def test_adamw_stops_converged_entries():
     instance = L.random_instance(n=10, s=2, noise_var=0.05, factor_var_range=(0.1, 1.0), seed=11)
-    beta, lam, restart = grid([4.0], [0.0, 4.0], 2)
-    init = L.initial_params(instance, m=3, restarts=2, seed=12).select(restart)
+    grid = L.grid_entries(instance, 3, [4.0], [0.0, 4.0], restarts=2, seed=12)
+    beta, lam, init = grid.beta, grid.lam, grid.init
     result = L.adamw(
         instance,
         init,

@@ -639,12 +639,37 @@ def initial_params(instance: Instance, m: int, restarts: int, seed: int) -> Para
     return Params(a=a, b=b, sigma_z=sigma_y.clone(), sigma_w=l_w @ l_w.mT)
 
 
-def _grid(betas: Sequence[float], lambdas: Sequence[float], restarts: int) -> pd.DataFrame:
+@dataclass
+class GridEntries:
+    """Every (β, λ, restart) of a grid as one batch: its table, β and λ per entry, and starts."""
+
+    table: pd.DataFrame  # columns beta, lambda, restart; one row per entry
+    beta: torch.Tensor
+    lam: torch.Tensor
+    init: Params
+
+
+def grid_entries(
+    instance: Instance,
+    m: int,
+    betas: Sequence[float],
+    lambdas: Sequence[float],
+    restarts: int,
+    seed: int,
+) -> GridEntries:
+    """The batch of a (β, λ) grid with ``restarts`` starts each (restart k starts alike for all)."""
     index = pd.MultiIndex.from_product(
         [list(map(float, betas)), list(map(float, lambdas)), range(restarts)],
         names=["beta", "lambda", "restart"],
     )
-    return index.to_frame(index=False)
+    table = index.to_frame(index=False)
+    restart = torch.as_tensor(table["restart"].to_numpy(copy=True))
+    return GridEntries(
+        table=table,
+        beta=torch.as_tensor(table["beta"].to_numpy(copy=True), dtype=DTYPE),
+        lam=torch.as_tensor(table["lambda"].to_numpy(copy=True), dtype=DTYPE),
+        init=initial_params(instance, m, restarts, seed).select(restart),
+    )
 
 
 def metrics_table(
@@ -680,12 +705,8 @@ def run_grid(
     adamw_settings: dict,
 ) -> pd.DataFrame:
     """Every (β, λ, restart) of one method as one batched computation; one row per entry."""
-    grid = _grid(betas, lambdas, restarts)
-    beta = torch.as_tensor(grid["beta"].to_numpy(copy=True), dtype=DTYPE)
-    lam = torch.as_tensor(grid["lambda"].to_numpy(copy=True), dtype=DTYPE)
-    start = initial_params(instance, m, restarts, seed)
-    restart = torch.as_tensor(grid["restart"].to_numpy(copy=True))
-    init = start.select(restart)
+    grid = grid_entries(instance, m, betas, lambdas, restarts, seed)
+    beta, lam, init = grid.beta, grid.lam, grid.init
     if method == "fixed_point":
         result = fixed_point(
             instance,
@@ -711,7 +732,7 @@ def run_grid(
         )
     else:
         raise ValueError(f"unknown linear method {method!r}: expected 'fixed_point' or 'adamw'")
-    table = pd.concat([grid, metrics_table(instance, result.params, beta, lam)], axis=1)
+    table = pd.concat([grid.table, metrics_table(instance, result.params, beta, lam)], axis=1)
     table.insert(0, "method", method)
     table["iterations"] = result.iterations.numpy()
     table["converged"] = result.converged.numpy()
@@ -728,19 +749,21 @@ def contraction_traces(
     seed: int,
 ) -> pd.DataFrame:
     """‖B_t‖₂ along ``iterations`` fixed-point steps for each (β, λ, restart): a long table."""
-    grid = _grid(betas, lambdas, restarts)
-    beta = torch.as_tensor(grid["beta"].to_numpy(copy=True), dtype=DTYPE)
-    lam = torch.as_tensor(grid["lambda"].to_numpy(copy=True), dtype=DTYPE)
-    init = initial_params(instance, m, restarts, seed).select(
-        torch.as_tensor(grid["restart"].to_numpy(copy=True))
-    )
+    grid = grid_entries(instance, m, betas, lambdas, restarts, seed)
     result = fixed_point(
-        instance, init.b, init.sigma_w, beta, lam, max_iter=iterations, tol=0.0, trace=True
+        instance,
+        grid.init.b,
+        grid.init.sigma_w,
+        grid.beta,
+        grid.lam,
+        max_iter=iterations,
+        tol=0.0,
+        trace=True,
     )
     norms = result.b_norm_trace.numpy()
     steps = np.arange(norms.shape[1])
-    long = grid.loc[grid.index.repeat(len(steps))].reset_index(drop=True)
-    long["iteration"] = np.tile(steps, len(grid))
+    long = grid.table.loc[grid.table.index.repeat(len(steps))].reset_index(drop=True)
+    long["iteration"] = np.tile(steps, len(grid.table))
     long["b_norm"] = norms.reshape(-1)
     return long
 
@@ -769,3 +792,60 @@ def make_instance(
             f"n = {n}, s = {s}"
         )
     return instance
+
+
+# --------------------------------------------------------------------------------------------
+# Reference implementations: one restart at a time, straight from the formulas
+# --------------------------------------------------------------------------------------------
+
+
+def fixed_point_reference(
+    instance: Instance,
+    b: torch.Tensor,
+    sigma_w: torch.Tensor,
+    beta: torch.Tensor,
+    lam: torch.Tensor,
+    iterations: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lemma 4.2 iterated with its textbook n × n formulas (``decoder_optimum`` then
+    ``encoder_optimum``); what ``fixed_point`` is checked and timed against. Returns (B, Σ_W)."""
+    for _ in range(iterations):
+        a, sigma_z = decoder_optimum(instance, b, sigma_w)
+        b, sigma_w = encoder_optimum(a, sigma_z, beta, lam)
+    return b, sigma_w
+
+
+def adamw_reference(
+    instance: Instance,
+    init: Params,
+    beta: float,
+    lam: float,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    grad_clip: float | None,
+) -> Params:
+    """``torch.optim.AdamW`` with autograd through ``objective_terms`` for one restart (a batch
+    of one in ``init``); what ``adamw`` is checked and timed against."""
+    leaves = [
+        init.a.clone(),
+        init.b.clone(),
+        _raw_from_cholesky(torch.linalg.cholesky(init.sigma_z)),
+        _raw_from_cholesky(torch.linalg.cholesky(init.sigma_w)),
+    ]
+    leaves = [t.requires_grad_() for t in leaves]
+    optimizer = torch.optim.AdamW(leaves, lr=lr, weight_decay=weight_decay)
+    beta_t, lam_t = torch.tensor([beta], dtype=DTYPE), torch.tensor([lam], dtype=DTYPE)
+
+    def current() -> Params:
+        l_z, l_w = _cholesky_from_raw(leaves[2]), _cholesky_from_raw(leaves[3])
+        return Params(leaves[0], leaves[1], l_z @ l_z.mT, l_w @ l_w.mT)
+
+    for _ in range(steps):
+        optimizer.zero_grad()
+        loss(objective_terms(instance, current()), beta_t, lam_t).sum().backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(leaves, grad_clip)
+        optimizer.step()
+    with torch.no_grad():
+        return current()
