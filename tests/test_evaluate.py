@@ -385,6 +385,7 @@ def test_entry_point_honours_the_snakemake_contract(checkpoint, tmp_path):
         "params": {
             "settings": SETTINGS,
             "run": {"dataset": "toy", "phase": "stabilize", "beta": 4, "lambda": 0, "seed": 1},
+            "jobs_per_gpu": 1,
         },
         "threads": 2,
         "log": [out / "evaluate.log"],

@@ -24,5 +24,6 @@ rule evaluate:
     params:
         settings=evaluation_settings,
         run=lambda wildcards: parse_run(wildcards.run),
+        jobs_per_gpu=RESOURCES["jobs_per_gpu"],
     script:
         "../scripts/evaluate.py"

@@ -15,7 +15,7 @@ result = evaluate_checkpoint(
     Path(snakemake.input.images).parent,
     snakemake.input.curve,
     threads=snakemake.threads,
-    jobs_per_gpu=snakemake.params.get("jobs_per_gpu", 1),
+    jobs_per_gpu=snakemake.params.jobs_per_gpu,
     **evaluation_kwargs(snakemake.params.settings),
 )
 write_evaluation(
