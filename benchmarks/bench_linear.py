@@ -28,15 +28,25 @@ def paper_settings() -> dict:
     return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["linear"]
 
 
+def instances(settings: dict):
+    """(dims, instance, starting-point seed) of each `linear.dims` entry, as the rules make them."""
+    for dims in settings["dims"]:
+        n, m, s = dims["n"], dims["m"], dims["s"]
+        instance = L.make_instance(
+            n,
+            m,
+            s,
+            settings["noise_var"],
+            settings["factor_var_range"],
+            seed=settings["seed"],
+            instance_file=None,
+        )
+        yield dims, instance, L.derived_seed(settings["seed"], n, m, s, 1)
+
+
 def full_fixed_point(settings: dict) -> None:
     total = 0.0
-    for dims in settings["dims"]:
-        instance = L.make_instance(
-            **dims,
-            noise_var=settings["noise_var"],
-            factor_var_range=settings["factor_var_range"],
-            seed=0,
-        )
+    for dims, instance, seed in instances(settings):
         start = time.perf_counter()
         table = L.run_grid(
             instance,
@@ -45,7 +55,7 @@ def full_fixed_point(settings: dict) -> None:
             settings["betas"],
             settings["lambdas"],
             settings["restarts"],
-            seed=1,
+            seed=seed,
             fixed_point_settings=settings["fixed_point"],
             adamw_settings={},
         )
@@ -65,20 +75,14 @@ def adamw_settings(adam: dict) -> dict:
 
 def full_adamw_projection(settings: dict, steps: int) -> None:
     total = 0.0
-    for dims in settings["dims"]:
-        instance = L.make_instance(
-            **dims,
-            noise_var=settings["noise_var"],
-            factor_var_range=settings["factor_var_range"],
-            seed=0,
-        )
+    for dims, instance, seed in instances(settings):
         grid = L.grid_entries(
             instance,
             dims["m"],
             settings["betas"],
             settings["lambdas"],
             settings["restarts"],
-            seed=1,
+            seed=seed,
         )
         adam = adamw_settings(settings["adamw"])
         L.adamw(instance, grid.init, grid.beta, grid.lam, steps=2, **adam)  # warm-up
@@ -160,13 +164,7 @@ def main() -> None:
     if not args.skip_full:
         full_fixed_point(settings)
         full_adamw_projection(settings, args.adamw_steps)
-    dims = settings["dims"][0]
-    instance = L.make_instance(
-        **dims,
-        noise_var=settings["noise_var"],
-        factor_var_range=settings["factor_var_range"],
-        seed=0,
-    )
+    dims, instance, _ = next(instances(settings))
     fixed_point_speedup(instance, dims["m"], args.subset_restarts)
     adamw_speedup(
         instance,
