@@ -157,7 +157,8 @@ def _logdet_spd(x: torch.Tensor) -> torch.Tensor:
 
 
 def _frob2(x: torch.Tensor) -> torch.Tensor:
-    return (x * x).sum(dim=(-2, -1))
+    """‖x‖²_F over the last two dimensions, without an elementwise temporary."""
+    return torch.linalg.vector_norm(x, dim=(-2, -1)).square()
 
 
 def objective_terms(instance: Instance, params: Params) -> dict[str, torch.Tensor]:
@@ -345,9 +346,9 @@ def fixed_point(
 
 def _cholesky_from_raw(raw: torch.Tensor) -> torch.Tensor:
     """Lower-triangular L with a positive diagonal: strict lower part of ``raw`` + exp(diag)."""
-    return torch.tril(raw, diagonal=-1) + torch.diag_embed(
-        torch.exp(torch.diagonal(raw, 0, -2, -1))
-    )
+    chol = torch.tril(raw, diagonal=-1)
+    torch.diagonal(chol, 0, -2, -1).copy_(torch.exp(torch.diagonal(raw, 0, -2, -1)))
+    return chol
 
 
 def _raw_from_cholesky(chol: torch.Tensor) -> torch.Tensor:
@@ -416,17 +417,27 @@ def cholesky_loss_and_gradients(
     loss_value = nll + beta.reshape(-1) * kl + lam.reshape(-1) * trace_r
 
     # P(AΣ_X − T) = L_Z⁻ᵀ(K_aΣ_X − K_t) + 2λ(AΣ_X − T); PA likewise
-    grad_a = l_z_inv.mT @ (k_a_sigma_x - k_t) + 2.0 * lam * (a_sigma_x - t)
-    p_a = l_z_inv.mT @ k_a + 2.0 * lam * a
+    f_residual, f_a = torch.split(
+        l_z_inv.mT @ torch.cat([k_a_sigma_x - k_t, k_a], -1), [m, m], dim=-1
+    )
+    grad_a = f_residual + 2.0 * lam * (a_sigma_x - t)
+    p_a = f_a + 2.0 * lam * a
     a_p_a = k_a.mT @ k_a + 2.0 * lam * (a.mT @ a)
     sigma_y_p_a = ops.sigma_y_times(p_a)
     grad_b = (a_p_a + beta * eye_m) @ t.mT - sigma_y_p_a.mT
     grad_l_w = (a_p_a + beta * eye_m) @ l_w - beta * l_w_inv.mT
-    # M = L_Z⁻¹RL_Z⁻ᵀ = σ²L_Z⁻¹L_Z⁻ᵀ + K_gK_gᵀ − K_aK_tᵀ − K_tK_aᵀ + K_aΣ_XK_aᵀ, and
-    # ∂/∂L_Z = L_Z⁻ᵀ − L_Z⁻ᵀM, each accumulated in place (n × n temporaries dominate the cost)
-    low_rank = torch.cat([k_g, k_a_sigma_x - k_t, -k_a], -1) @ torch.cat([k_g, k_a, k_t], -1).mT
-    inner = torch.baddbmm(low_rank, l_z_inv, l_z_inv.mT, alpha=ops.noise_var)
-    grad_l_z = torch.baddbmm(l_z_inv.mT, l_z_inv.mT, inner, alpha=-1.0)
+    # M = L_Z⁻¹RL_Z⁻ᵀ = σ²L_Z⁻¹L_Z⁻ᵀ + K_gK_gᵀ − K_aK_tᵀ − K_tK_aᵀ + K_aΣ_XK_aᵀ and
+    # ∂/∂L_Z = L_Z⁻ᵀ(I − M); I − M is accumulated in place in one n × n buffer: beside the
+    # triangular inverse and the two n × n products, copies of n × n temporaries cost most
+    identity_minus_m = torch.bmm(l_z_inv, l_z_inv.mT).baddbmm_(
+        torch.cat([k_g, k_a_sigma_x - k_t, -k_a], -1),
+        torch.cat([k_g, k_a, k_t], -1).mT,
+        beta=-ops.noise_var,
+        alpha=-1.0,
+    )
+    torch.diagonal(identity_minus_m, 0, -2, -1).add_(1.0)
+    # M is symmetric, so L_Z⁻ᵀ(I − M) = ((I − M)L_Z⁻¹)ᵀ, a product without a transposed operand
+    grad_l_z = torch.bmm(identity_minus_m, l_z_inv).mT
     grads = [grad_a, grad_b, _raw_gradient(grad_l_z, l_z), _raw_gradient(grad_l_w, l_w)]
     return loss_value, grads
 
