@@ -41,7 +41,7 @@ def instances(settings: dict):
             seed=settings["seed"],
             instance_file=None,
         )
-        yield dims, instance, L.derived_seed(settings["seed"], n, m, s, 1)
+        yield dims, instance, L.starts_seed(settings["seed"], n, m, s)
 
 
 def full_fixed_point(settings: dict) -> None:

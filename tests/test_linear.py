@@ -218,6 +218,28 @@ def test_batched_adamw_equals_independent_torch_adamw_runs(instance):
                                    atol=1e-8)  # fmt: skip
 
 
+def test_gradients_in_blocks_equal_one_batch(instance):
+    """AdamW evaluates its gradients GRADIENT_BLOCK entries at a time, a partial block included;
+    the result must not depend on that split."""
+    entries = 2 * L.GRADIENT_BLOCK + 3
+    grid = L.grid_entries(instance, 4, [1.0, 4.0, 16.0], [0.0, 2.0, 8.0], restarts=4, seed=13)
+    assert len(grid.beta) >= entries
+    init = grid.init.select(slice(0, entries))
+    tensors = [
+        init.a,
+        init.b,
+        L._raw_from_cholesky(torch.linalg.cholesky(init.sigma_z)),
+        L._raw_from_cholesky(torch.linalg.cholesky(init.sigma_w)),
+    ]
+    beta, lam = grid.beta[:entries], grid.lam[:entries]
+    ops = L._Operators(instance)
+    blocked_loss, blocked = L._blockwise_loss_and_gradients(ops, tensors, beta, lam)
+    whole_loss, whole = L.cholesky_loss_and_gradients(ops, *tensors, beta, lam)
+    torch.testing.assert_close(blocked_loss, whole_loss, rtol=1e-12, atol=1e-12)
+    for part, full in zip(blocked, whole, strict=True):
+        torch.testing.assert_close(part, full, rtol=1e-10, atol=1e-12)
+
+
 def test_adamw_collapses_and_approaches_stationarity():
     instance = L.random_instance(n=12, s=2, noise_var=0.05, factor_var_range=(0.1, 1.0), seed=9)
     grid = L.grid_entries(instance, 3, [1.0, 8.0], [0.0, 4.0], restarts=3, seed=10)

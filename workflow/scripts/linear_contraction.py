@@ -3,7 +3,7 @@
 import torch
 
 from lambdabeta.io import atomic_path, log_to_file
-from lambdabeta.linear import contraction_traces, derived_seed, load_instance
+from lambdabeta.linear import contraction_traces, load_instance, starts_seed
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -17,7 +17,7 @@ traces = contraction_traces(
     lambdas=contraction["lambdas"],
     restarts=contraction["restarts"],
     iterations=contraction["iterations"],
-    seed=derived_seed(settings["seed"], n, m, s, 1),
+    seed=starts_seed(settings["seed"], n, m, s),
 )
 traces.insert(0, "n", n)
 with atomic_path(snakemake.output[0]) as tmp:

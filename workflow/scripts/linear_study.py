@@ -5,7 +5,7 @@ import time
 import torch
 
 from lambdabeta.io import atomic_path, log_to_file
-from lambdabeta.linear import derived_seed, load_instance, run_grid
+from lambdabeta.linear import load_instance, run_grid, starts_seed
 
 log = log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
@@ -22,7 +22,7 @@ table = run_grid(
     betas=settings["betas"],
     lambdas=settings["lambdas"],
     restarts=settings["restarts"],
-    seed=derived_seed(settings["seed"], n, m, s, 1),
+    seed=starts_seed(settings["seed"], n, m, s),
     fixed_point_settings=settings["fixed_point"],
     adamw_settings=settings["adamw"],
 )

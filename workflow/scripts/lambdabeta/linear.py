@@ -784,6 +784,12 @@ def derived_seed(*keys: int) -> int:
     return int(np.random.SeedSequence([int(k) for k in keys]).generate_state(1)[0])
 
 
+def starts_seed(seed: int, n: int, m: int, s: int) -> int:
+    """The seed of the restarts' starting points for the instance of dims (n, m, s); the
+    instance itself is drawn from another stream of the same config seed (``make_instance``)."""
+    return derived_seed(seed, n, m, s, 1)
+
+
 def make_instance(
     n: int,
     m: int,
