@@ -16,13 +16,9 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
+    **grid.WILDCARD_CONSTRAINTS,
     dims=r"n\d+_m\d+_s\d+",
     method="fixed_point|adamw",
-    dataset=r"[A-Za-z0-9_]+",
-    beta=NUMBER,
-    lam=NUMBER,
-    seed=r"\d+",
-    run=rf"[A-Za-z0-9_]+/beta{NUMBER}/seed\d+(/lambda{NUMBER})?",
 
 
 include: "workflow/rules/linear.smk"
@@ -31,6 +27,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:

@@ -2,7 +2,8 @@
 # Workflow hygiene, from the repository root:
 #   1. snakemake --lint
 #   2. snakefmt --check on the Snakefile and the rule files
-#   3. the env files of envs/: conda-forge only, every package pinned to one version
+#   3. the env files of envs/: conda-forge only, every package pinned to one version, the
+#      version CI tests (constraints.txt) unless the pin's line says in a comment why not
 #   4. a dry-run of the paper config (config/config.yaml), timed: every job of the full grid
 #      must be planned within DRYRUN_MAX_SECONDS (default 60)
 #   5. the same dry-run with --use-conda, against the stub conda of .ci/conda-stub, so that a
@@ -44,21 +45,40 @@ step "snakefmt --check"
   fail "snakefmt would reformat the files above (run: snakefmt Snakefile workflow/rules)"
 
 step "conda env files"
-"$PYTHON" - envs/*.yaml <<'PY' || fail "env files (above)"
+"$PYTHON" - constraints.txt envs/*.yaml <<'PY' || fail "env files (above)"
 import re
 import sys
 
 import yaml
 
 PIN = re.compile(r"[A-Za-z0-9_.-]+ =\d[\w.]*")  # `name =version`, one version
+# conda-forge names whose PyPI package has another name
+PYPI_NAMES = {"pytorch": "torch", "matplotlib-base": "matplotlib", "seaborn-base": "seaborn"}
+constraints, *env_files = sys.argv[1:]
+tested = {}
+for line in open(constraints):
+    requirement = line.split("#")[0].strip()
+    if requirement:
+        name, version = requirement.split("==")
+        tested[name.lower()] = version
 problems = []
-for path in sys.argv[1:]:
+for path in env_files:
     env = yaml.safe_load(open(path))
     if env.get("channels") != ["conda-forge", "nodefaults"]:
         problems.append(f"{path}: channels must be [conda-forge, nodefaults], got {env.get('channels')}")
+    # a pin that differs from the tested version must say why on its own line
+    commented = {line.split("#")[0].strip().removeprefix("-").strip() for line in open(path) if "#" in line}
     for dependency in env.get("dependencies", []):
         if not isinstance(dependency, str) or not PIN.fullmatch(dependency):
             problems.append(f"{path}: '{dependency}' is not pinned as 'name =version'")
+            continue
+        name, version = dependency.split(" =")
+        pypi = PYPI_NAMES.get(name, name)
+        if pypi in tested and version != tested[pypi] and dependency not in commented:
+            problems.append(
+                f"{path}: {dependency}, but CI tests {pypi}=={tested[pypi]} ({constraints}): "
+                "pin that, or say on the line, in a comment, why not"
+            )
     print(f"{path}: {len(env.get('dependencies', []))} pinned packages")
 if problems:
     sys.exit("\n".join(problems))

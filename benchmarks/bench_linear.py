@@ -1,6 +1,7 @@
 """Speed of the linear-Gaussian study: the paper config, and batched vs per-restart loops.
 
-Prints, for the paper protocol (config/config.yaml: both n, 5 × 5 grid, 50 restarts):
+Prints, for the paper protocol (config/config.yaml: both n, 5 × 5 grid, 50 restarts, the
+authors' starts and AdamW settings):
   - the wall time of the whole fixed-point study (run for real);
   - AdamW: measured seconds per step of the full batch, and the projected time of all steps;
   - on a subset, the throughput (restart-iterations per second) of our batched code against a
@@ -24,76 +25,75 @@ from lambdabeta import linear as L
 REPO = Path(__file__).resolve().parents[1]
 
 
-def paper_settings() -> dict:
-    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["linear"]
+def paper_settings() -> L.LinearSettings:
+    section = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["linear"]
+    return L.LinearSettings.from_config(section)
 
 
-def instances(settings: dict):
-    """(dims, instance, starting-point seed) of each `linear.dims` entry, as the rules make them."""
-    for dims in settings["dims"]:
-        n, m, s = dims["n"], dims["m"], dims["s"]
+def instances(settings: L.LinearSettings):
+    """(dims, instance) of each `linear.dims` entry, as the rules make them."""
+    for dims in settings.dims:
+        job = settings.instance_job(dims.name)
         instance = L.make_instance(
-            n,
-            m,
-            s,
-            settings["noise_var"],
-            settings["factor_var_range"],
-            seed=settings["seed"],
-            instance_file=None,
+            dims.n,
+            dims.m,
+            dims.s,
+            job.noise_var,
+            job.factor_var_range,
+            seed=job.seed,
+            instance_file=job.instance_file,
         )
-        yield dims, instance, L.starts_seed(settings["seed"], n, m, s)
+        yield dims, instance
 
 
-def full_fixed_point(settings: dict) -> None:
+def full_fixed_point(settings: L.LinearSettings) -> None:
     total = 0.0
-    for dims, instance, seed in instances(settings):
+    for dims, instance in instances(settings):
         start = time.perf_counter()
-        table = L.run_grid(
-            instance,
-            "fixed_point",
-            dims["m"],
-            settings["betas"],
-            settings["lambdas"],
-            settings["restarts"],
-            seed=seed,
-            fixed_point_settings=settings["fixed_point"],
-            adamw_settings={},
-        )
+        table = L.run_study(instance, settings.study_job(dims.name, "fixed_point"))
         seconds = time.perf_counter() - start
         total += seconds
         print(
-            f"fixed point n={dims['n']}: {len(table)} restarts in {seconds:.1f} s, "
+            f"fixed point n={dims.n}: {len(table)} restarts in {seconds:.1f} s, "
             f"{table['iterations'].sum():,} iterations, max residual {table['residual'].max():.1e}"
         )
     print(f"fixed point, whole paper grid: {total:.1f} s")
 
 
-def adamw_settings(adam: dict) -> dict:
-    keys = ("lr", "weight_decay", "grad_clip")
-    return {key: adam[key] for key in keys}
+def adamw_arguments(run: L.AdamWRun) -> dict:
+    """``run_adamw``'s keyword arguments for the settings of one problem size (but the steps)."""
+    return {
+        "lr": run.lr,
+        "weight_decay": run.weight_decay,
+        "grad_clip": run.grad_clip,
+        "parameterization": L.parameterization_named(run.parameterization, run.epsilon),
+    }
 
 
-def full_adamw_projection(settings: dict, steps: int) -> None:
+def full_adamw_projection(settings: L.LinearSettings, steps: int) -> None:
     total = 0.0
-    for dims, instance, seed in instances(settings):
+    for dims, instance in instances(settings):
+        job = settings.study_job(dims.name, "adamw")
         grid = L.grid_entries(
             instance,
-            dims["m"],
-            settings["betas"],
-            settings["lambdas"],
-            settings["restarts"],
-            seed=seed,
+            dims.m,
+            job.betas,
+            job.lambdas,
+            job.restarts,
+            seed=L.starts_seed(job.seed, dims.n, dims.m, dims.s),
+            init=job.init,
+            method="adamw",
         )
-        adam = adamw_settings(settings["adamw"])
-        L.adamw(instance, grid.init, grid.beta, grid.lam, steps=2, **adam)  # warm-up
+        adam = adamw_arguments(job.solver) | {"report": job.solver.report}
+        L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=2, **adam)  # warm-up
         start = time.perf_counter()
-        L.adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, **adam)
+        L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, **adam)
         per_step = (time.perf_counter() - start) / steps
-        projected = per_step * settings["adamw"]["steps"]
+        projected = per_step * job.solver.steps
         total += projected
         print(
-            f"AdamW n={dims['n']}: {len(grid.beta)} restarts, {per_step * 1e3:.0f} ms per step, "
-            f"projected {settings['adamw']['steps']:,} steps: {projected / 60:.1f} min"
+            f"AdamW n={dims.n}: {len(grid.beta)} restarts, {per_step * 1e3:.0f} ms per step, "
+            f"projected {job.solver.steps:,} steps: {projected / 60:.1f} min"
         )
     print(
         f"AdamW, whole paper grid (projected, one core; one job per n on 2 cores halves it): "
@@ -105,7 +105,9 @@ def fixed_point_speedup(instance: L.Instance, m: int, restarts: int) -> None:
     grid = L.grid_entries(instance, m, [1, 4, 16], [0, 2], restarts, seed=1)
     beta, lam, init = grid.beta, grid.lam, grid.init
     start = time.perf_counter()
-    batched = L.fixed_point(instance, init.b, init.sigma_w, beta, lam, max_iter=100_000, tol=1e-6)
+    batched = L.run_fixed_point(
+        instance, init.b, init.sigma_w, beta, lam, max_iter=100_000, tol=1e-6
+    )
     batched_seconds = time.perf_counter() - start
     work = int(batched.iterations.sum())
     start = time.perf_counter()
@@ -128,12 +130,14 @@ def fixed_point_speedup(instance: L.Instance, m: int, restarts: int) -> None:
 
 
 def adamw_speedup(instance: L.Instance, m: int, restarts: int, steps: int, adam: dict) -> None:
-    grid = L.grid_entries(instance, m, [1, 4, 16], [0, 2], restarts, seed=1)
+    grid = L.grid_entries(
+        instance, m, [1, 4, 16], [0, 2], restarts, seed=1, init="authors", method="adamw"
+    )
     # warm-up: the first AdamW call of a process pays about a second of one-time set-up
-    L.adamw(instance, grid.init, grid.beta, grid.lam, steps=2, **adam)
+    L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=2, **adam)
     L.adamw_reference(instance, grid.init.select(slice(0, 1)), 1.0, 0.0, steps=2, **adam)
     start = time.perf_counter()
-    L.adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, **adam)
+    L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, **adam)
     batched_seconds = time.perf_counter() - start
     start = time.perf_counter()
     for k in range(len(grid.beta)):
@@ -167,14 +171,14 @@ def main() -> None:
     if not args.skip_full:
         full_fixed_point(settings)
         full_adamw_projection(settings, args.adamw_steps)
-    dims, instance, _ = next(instances(settings))
-    fixed_point_speedup(instance, dims["m"], args.subset_restarts)
+    dims, instance = next(instances(settings))
+    fixed_point_speedup(instance, dims.m, args.subset_restarts)
     adamw_speedup(
         instance,
-        dims["m"],
+        dims.m,
         args.subset_restarts,
         args.adamw_steps,
-        adamw_settings(settings["adamw"]),
+        adamw_arguments(settings.study_job(dims.name, "adamw").solver),
     )
 
 

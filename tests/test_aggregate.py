@@ -8,7 +8,6 @@ import math
 import runpy
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -201,19 +200,19 @@ def test_summary_latex_is_escaped_booktabs(runs):
     assert "$\\beta$ & $\\lambda$ & seeds" in text
 
 
-def test_entry_point_writes_the_four_tables(runs, tmp_path, monkeypatch):
+def test_entry_point_writes_the_four_tables(runs, tmp_path, monkeypatch, fake_snakemake):
     tables = tmp_path / "tables"
-    outputs = SimpleNamespace(
-        metrics=tables / "deep_metrics.csv",
-        summary=tables / "deep_summary.csv",
-        markdown=tables / "deep_summary.md",
-        latex=tables / "deep_summary.tex",
-    )
-    snakemake = SimpleNamespace(
-        input=SimpleNamespace(metrics=[str(p) for p in runs]),
-        output=outputs,
+    snakemake = fake_snakemake(
+        input={"metrics": [str(p) for p in runs]},
+        output={
+            "metrics": tables / "deep_metrics.csv",
+            "summary": tables / "deep_summary.csv",
+            "markdown": tables / "deep_summary.md",
+            "latex": tables / "deep_summary.tex",
+        },
         log=[str(tmp_path / "aggregate.log")],
     )
+    outputs = snakemake.output
     # the entry point sends stdout, stderr and the package logger to its log file: undo that after
     for stream in ("stdout", "stderr"):
         monkeypatch.setattr(sys, stream, getattr(sys, stream))

@@ -29,6 +29,7 @@ from lambdabeta.download import (
     fetch,
     fetch_source,
     file_checksum,
+    local_path_hint,
     use_local_file,
 )
 from lambdabeta.loader import load_prepared
@@ -334,6 +335,21 @@ def test_fetch_source_downloads_when_no_local_path(server, payload, tmp_path):
     assert (tmp_path / "file.bin").read_bytes() == data
     with pytest.raises(ValueError, match="missing key"):
         fetch_source({"file": "x"}, tmp_path / "x")
+
+
+def test_failed_download_names_the_local_path_key(server, payload, tmp_path):
+    base, behaviour = server
+    _, md5, _ = payload
+    behaviour.status["/gone.bin"] = 404
+    source = {"format": "mpi3d_npz", "file": "gone.bin", "urls": [base + "/gone.bin"],
+              "checksum": md5}  # fmt: skip
+    with pytest.raises(DownloadError) as error:
+        fetch_source(source, tmp_path / "gone.bin", dataset="mpi3d_real", **FAST)
+    message = str(error.value)
+    assert f"{base}/gone.bin: HTTP 404" in message  # the mirrors' failures come first
+    assert message.endswith(local_path_hint("mpi3d_real", "gone.bin"))
+    assert "set datasets.mpi3d_real.local_path in the config" in message
+    assert not (tmp_path / "gone.bin").exists()
 
 
 @pytest.mark.parametrize("fmt", ["dsprites_npz", "shapes3d_h5", "mpi3d_npz"])

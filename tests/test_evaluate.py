@@ -20,7 +20,6 @@ from lambdabeta.evaluate import (
     encode_means,
     evaluate_checkpoint,
     evaluation_images,
-    evaluation_kwargs,
     load_evaluation_model,
     mean_kl_per_latent,
     reconstruct,
@@ -32,6 +31,7 @@ from lambdabeta.evaluate import (
 from lambdabeta.io import write_json
 from lambdabeta.loader import DeviceImages
 from lambdabeta.model import VAE, save_model
+from lambdabeta.settings import EvaluationSettings
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {
@@ -309,6 +309,25 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, evaluated):
         assert again.metrics[key] == metrics[key], key
 
 
+def test_reconstruction_nll_is_measured_on_the_chosen_test_images(checkpoint, evaluated):
+    model_path, dataset_dir, _ = checkpoint
+    model = load_evaluation_model(model_path, torch.device("cpu"))
+    _, test_rows = sample_evaluation_indices(60, 40, 16, seed=0)
+    images = DeviceImages(np.load(dataset_dir / "images.npy"))
+    assert evaluated.metrics["nll_images"] == 16  # all test images by default
+    assert evaluated.metrics["recon_nll"] == pytest.approx(
+        reconstruction_nll(model, images, test_rows, 16), rel=1e-6
+    )
+    subset = evaluate_checkpoint(*checkpoint, **{**SETTINGS, "nll_images": 5})
+    assert subset.metrics["nll_images"] == 5
+    assert subset.metrics["recon_nll"] == pytest.approx(
+        reconstruction_nll(model, images, test_rows[:5], 16), rel=1e-6
+    )
+    assert subset.metrics["mig"] == evaluated.metrics["mig"]  # nothing else changes
+    with pytest.raises(ValueError, match="nll_images"):
+        evaluate_checkpoint(*checkpoint, **{**SETTINGS, "nll_images": 17})
+
+
 def test_evaluate_checkpoint_uses_the_same_images_for_every_model(checkpoint, evaluated, tmp_path):
     _, dataset_dir, curve = checkpoint
     other_path = tmp_path / "other.pt"
@@ -327,11 +346,13 @@ def test_evaluate_checkpoint_refuses_too_many_evaluation_images(checkpoint):
         evaluate_checkpoint(model_path, dataset_dir, curve, **{**SETTINGS, "num_train": 50})
 
 
-def test_evaluation_kwargs_names_missing_and_unknown_keys():
-    assert evaluation_kwargs(SETTINGS) == SETTINGS
-    settings = {key: value for key, value in SETTINGS.items() if key != "sap_c"}
-    with pytest.raises(ValueError, match=r"missing keys \['sap_c'\], unknown keys \['typo'\]"):
-        evaluation_kwargs({**settings, "typo": 1})
+def test_evaluation_settings_as_object_or_keywords_agree(checkpoint, evaluated):
+    again = evaluate_checkpoint(*checkpoint, EvaluationSettings(**SETTINGS))
+    assert again.metrics["mig"] == evaluated.metrics["mig"]
+    with pytest.raises(TypeError, match="either"):
+        evaluate_checkpoint(*checkpoint, EvaluationSettings(**SETTINGS), num_bins=5)
+    with pytest.raises(ValueError, match="typo"):
+        evaluate_checkpoint(*checkpoint, **{**SETTINGS, "typo": 1})
 
 
 def test_write_evaluation_files(evaluated, tmp_path):
@@ -383,30 +404,28 @@ def test_entry_point_honours_the_snakemake_contract(checkpoint, tmp_path):
             "reconstructions": out / "reconstructions.npz",
         },
         "params": {
-            "settings": SETTINGS,
+            "settings": {k: v for k, v in SETTINGS.items() if k not in ("batch_size", "device")},
             "run": {"dataset": "toy", "phase": "stabilize", "beta": 4, "lambda": 0, "seed": 1},
-            "jobs_per_gpu": 1,
+        },
+        # logistics, which never reach params, come from the config
+        "config": {
+            "deep": {
+                "evaluate": {"batch_size": SETTINGS["batch_size"]},
+                "train": {"device": SETTINGS["device"]},
+            },
+            "resources": {"jobs_per_gpu": 1},
         },
         "threads": 2,
         "log": [out / "evaluate.log"],
     }
     script = textwrap.dedent(
         f"""
-        import json, runpy
-        from types import SimpleNamespace
-
-        class Namedlist(SimpleNamespace):  # attribute access and .get, like Snakemake's
-            def get(self, key, default=None):
-                return getattr(self, key, default)
+        import json, runpy, sys
+        sys.path.insert(0, {str(REPO / "tests")!r})
+        from conftest import snakemake_stand_in
 
         spec = json.loads({json.dumps(json.dumps(snakemake, default=str))})
-        snakemake = SimpleNamespace(
-            input=Namedlist(**spec["input"]),
-            output=Namedlist(**spec["output"]),
-            params=Namedlist(**spec["params"]),
-            threads=spec["threads"],
-            log=spec["log"],
-        )
+        snakemake = snakemake_stand_in(**spec)
         runpy.run_path({str(REPO / "workflow/scripts/evaluate.py")!r},
                        init_globals={{"snakemake": snakemake}})
         """

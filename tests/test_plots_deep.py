@@ -6,14 +6,17 @@ import logging
 import runpy
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PathCollection, QuadMesh
+from matplotlib.patches import Rectangle
 
 from lambdabeta.aggregate import changes_vs_baseline, summarize
 from lambdabeta.plots import deep, heatmaps
+from lambdabeta.plots.style import LABELS
 from lambdabeta.selection import score_grid
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
@@ -35,9 +38,28 @@ def metrics() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def assert_written(*paths: Path) -> None:
-    for path in paths:
-        assert path.is_file() and path.stat().st_size > 1000, path
+def assert_saved(pdf: Path, png: Path) -> None:
+    """Both files hold a picture: a PDF page, and a PNG with more than one colour in it."""
+    assert pdf.read_bytes().startswith(b"%PDF-") and b"/Type /Page" in pdf.read_bytes(), pdf
+    pixels = matplotlib.image.imread(png)
+    assert pixels.ndim == 3 and min(pixels.shape[:2]) > 100, (png, pixels.shape)
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 2, png
+
+
+def panels(fig) -> list:
+    """The visible plotting axes of a figure, colour bars left out, in drawing order."""
+    return [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+
+
+def heatmap_mesh(ax) -> QuadMesh:
+    (mesh,) = [artist for artist in ax.collections if isinstance(artist, QuadMesh)]
+    return mesh
+
+
+def heatmap_values(ax, shape: tuple[int, int]) -> np.ndarray:
+    """The cell values of the heatmap drawn in ``ax``, row 0 at the bottom, NaN where blank."""
+    values = np.ma.filled(np.ma.asarray(heatmap_mesh(ax).get_array(), dtype=float), np.nan)
+    return values.reshape(shape)
 
 
 def outputs(tmp_path: Path, name: str) -> tuple[Path, Path]:
@@ -91,8 +113,23 @@ def test_annotation_font_shrinks_then_gives_up():
 
 def test_fig4_beta_sweep(metrics, tmp_path):
     pdf, png = outputs(tmp_path, "fig4")
-    deep.fig4_beta_sweep(metrics, pdf, png)
-    assert_written(pdf, png)
+    fig = deep.fig4_beta_sweep(metrics, pdf, png)
+    assert_saved(pdf, png)
+    stabilized = metrics[metrics["phase"] == "stabilize"]
+    axes = panels(fig)
+    assert [ax.get_title() for ax in axes] == [LABELS[m] for m in deep.SWEEP_METRICS]
+    for ax, metric in zip(axes, deep.SWEEP_METRICS, strict=True):
+        # every seed is a dot, at its β (spread sideways by less than half an octave)
+        (dots,) = [artist for artist in ax.collections if isinstance(artist, PathCollection)]
+        x, y = dots.get_offsets().T
+        np.testing.assert_allclose(np.sort(y), np.sort(stabilized[metric]))
+        assert np.abs(x - np.round(x)).max() < 0.5
+        # the line runs through the mean over seeds at each β
+        line = ax.containers[0].lines[0]
+        means = stabilized.groupby("beta")[metric].mean()
+        x, y = (np.asarray(values, dtype=float) for values in line.get_data())
+        np.testing.assert_allclose(x, np.log2(means.index))
+        np.testing.assert_allclose(y, means.to_numpy())
     with pytest.raises(ValueError, match="no stabilize rows"):
         deep.fig4_beta_sweep(metrics[metrics["phase"] == "finetune"], pdf, png)
     with pytest.raises(ValueError, match="no rows for the datasets"):
@@ -103,15 +140,60 @@ def test_fig5_lambda_heatmaps_from_a_csv(metrics, tmp_path):
     summary_path = tmp_path / "deep_summary.csv"
     changes_vs_baseline(summarize(metrics)).to_csv(summary_path, index=False)
     pdf, png = outputs(tmp_path, "fig5")
-    deep.fig5_lambda_heatmaps(summary_path, pdf, png)
-    assert_written(pdf, png)
+    fig = deep.fig5_lambda_heatmaps(summary_path, pdf, png)
+    assert_saved(pdf, png)
+    finetuned = metrics[metrics["phase"] == "finetune"]
+    axes = panels(fig)
+    assert [ax.get_title() for ax in axes] == [LABELS[m] for m in deep.SWEEP_METRICS]
+    for ax, metric in zip(axes, deep.SWEEP_METRICS, strict=True):
+        # cells: the mean over seeds, β increasing upwards (rows), λ to the right (columns)
+        expected = finetuned.pivot_table(index="beta", columns="lambda", values=metric)
+        np.testing.assert_allclose(heatmap_values(ax, expected.shape), expected.to_numpy())
+        assert [t.get_text() for t in ax.get_yticklabels()] == [f"{b:g}" for b in BETAS]
 
 
-def test_fig6_tchebycheff(metrics, tmp_path):
-    scores = score_grid(summarize(metrics), [0.0, 0.5, 1.0])
+def minimizer_cells(fig) -> list[tuple[float, float]]:
+    """The (β, λ) of the cell outlined in each panel of Fig 6, read back from the tick labels."""
+    cells = []
+    for ax in panels(fig):
+        marks = [
+            patch
+            for patch in ax.patches
+            if isinstance(patch, Rectangle) and patch.get_edgecolor()[:3] == (1.0, 0.0, 0.0)
+        ]
+        assert len(marks) == 1, f"{ax.get_title()}: {len(marks)} marked cells"
+        column, row = marks[0].get_xy()
+        assert marks[0].get_width() == marks[0].get_height() == 1
+        betas = [float(t.get_text()) for t in ax.get_yticklabels()]
+        lambdas = [float(t.get_text()) for t in ax.get_xticklabels()]
+        cells.append((betas[int(row)], lambdas[int(column)]))
+    return cells
+
+
+def test_fig6_marks_the_minimizer_the_scores_name(metrics, tmp_path):
+    weights = [0.0, 0.5, 1.0]
+    scores_path = tmp_path / "tchebycheff_scores.csv"
+    score_grid(summarize(metrics), weights).to_csv(scores_path, index=False)
+    scores = pd.read_csv(scores_path)
+    named = scores[scores["minimizer"]].set_index("w1")
     pdf, png = outputs(tmp_path, "fig6")
-    deep.fig6_tchebycheff(scores, [0.0, 0.5, 1.0], pdf, png)
-    assert_written(pdf, png)
+    fig = deep.fig6_tchebycheff(scores_path, weights, pdf, png)
+    assert_saved(pdf, png)
+    assert [ax.get_title() for ax in panels(fig)] == [f"$w_1$ = {w:g}" for w in weights]
+    assert minimizer_cells(fig) == [tuple(named.loc[w, ["beta", "lambda"]]) for w in weights]
+    for ax, w1 in zip(panels(fig), weights, strict=True):
+        expected = scores[scores["w1"] == w1].pivot(index="beta", columns="lambda", values="score")
+        np.testing.assert_allclose(heatmap_values(ax, expected.shape), expected.to_numpy())
+
+    # the figure marks what the table names, not its own argmin: move the mark of w1 = 0.5
+    panel = scores["w1"] == 0.5
+    other = scores.index[panel & ~scores["minimizer"]][0]
+    scores.loc[panel, "minimizer"] = False
+    scores.loc[other, "minimizer"] = True
+    scores.to_csv(scores_path, index=False)
+    moved = deep.fig6_tchebycheff(scores_path, [0.5], pdf, png)
+    assert minimizer_cells(moved) == [tuple(scores.loc[other, ["beta", "lambda"]])]
+
     with pytest.raises(ValueError, match=r"no w1 = 0\.25"):
         deep.fig6_tchebycheff(scores, [0.25], pdf, png)
 
@@ -148,8 +230,28 @@ SETTINGS = [
 def test_fig7_reconstructions(tmp_path):
     npz, _ = write_model_outputs(tmp_path, SETTINGS)
     pdf, png = outputs(tmp_path, "fig7")
-    deep.fig7_reconstructions(npz, SETTINGS, pdf, png, max_images=2)
-    assert_written(pdf, png)
+    fig = deep.fig7_reconstructions(npz, SETTINGS, pdf, png, max_images=2)
+    assert_saved(pdf, png)
+    dsprites, shapes3d = panels(fig)
+    assert (dsprites.get_title(), shapes3d.get_title()) == ("dSprites", "Shapes3D")
+    assert [t.get_text() for t in dsprites.get_yticklabels()] == [
+        "originals", "β=1, λ=0", "β=16, λ=8 (nearest to β=8, λ=32)"
+    ]  # fmt: skip
+    # top row: the first two originals; below a white gap, each model's reconstructions
+    (image,) = dsprites.get_images()
+    shown = np.asarray(image.get_array())
+    gap = max(2, 64 // 16)
+    with np.load(npz[0]) as first, np.load(npz[1]) as second:
+        np.testing.assert_array_equal(shown[:64], deep.tile_images(first["originals"][:2])[..., 0])
+        assert (shown[64 : 64 + gap] == 255).all()
+        np.testing.assert_array_equal(
+            shown[64 + gap : 128 + gap], deep.tile_images(first["reconstructions"][:2])[..., 0]
+        )
+        np.testing.assert_array_equal(
+            shown[-64:], deep.tile_images(second["reconstructions"][:2])[..., 0]
+        )
+    (colour,) = shapes3d.get_images()
+    assert np.asarray(colour.get_array()).shape == (2 * 64 + gap, 2 * 64 + 2, 3)
     with pytest.raises(ValueError, match="must pair"):
         deep.fig7_reconstructions(npz[:2], SETTINGS, pdf, png)
 
@@ -163,11 +265,33 @@ def test_fig7_refuses_models_that_reconstructed_different_images(tmp_path):
         deep.fig7_reconstructions(npz, SETTINGS[:2], *outputs(tmp_path, "fig7"))
 
 
-def test_fig8_mi_heatmaps(tmp_path):
+def test_fig8_panels_of_a_dataset_share_one_colour_scale(tmp_path):
     _, csv = write_model_outputs(tmp_path, SETTINGS)
     pdf, png = outputs(tmp_path, "fig8")
-    deep.fig8_mi_heatmaps(csv, SETTINGS, pdf, png)
-    assert_written(pdf, png)
+    fig = deep.fig8_mi_heatmaps(csv, SETTINGS, pdf, png)
+    assert_saved(pdf, png)
+    matrices = [pd.read_csv(path).set_index("latent") for path in csv]
+    axes = panels(fig)
+    assert [ax.get_title() for ax in axes] == [deep._setting_title(s) for s in SETTINGS]
+    for ax, matrix in zip(axes, matrices, strict=True):
+        # latent 0 is the top row (the y axis is inverted)
+        np.testing.assert_allclose(heatmap_values(ax, matrix.shape), matrix.to_numpy())
+        assert ax.yaxis_inverted()
+        assert [t.get_text() for t in ax.get_xticklabels()] == list(matrix.columns)
+    # the dSprites panels share one scale from 0 to the largest MI of either, different from
+    # each panel's own largest MI; the colour bar of the row shows that same scale
+    largest = [float(matrix.to_numpy().max()) for matrix in matrices]
+    assert largest[0] != largest[1]
+    for members, vmax in (([0, 1], max(largest[:2])), ([2], largest[2])):
+        for i in members:
+            norm = heatmap_mesh(axes[i]).norm
+            assert (norm.vmin, norm.vmax) == (0.0, pytest.approx(vmax)), SETTINGS[i]
+    colour_bars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colour_bars) == 2
+    for bar, vmax in zip(colour_bars, (max(largest[:2]), largest[2]), strict=True):
+        assert bar.get_ylim() == pytest.approx((0.0, vmax))
+        assert bar.get_ylabel() == deep.MI_LABEL
+
     pd.read_csv(csv[0]).drop(columns="latent").to_csv(csv[0], index=False)
     with pytest.raises(ValueError, match="needs a 'latent' column"):
         deep.fig8_mi_heatmaps(csv, SETTINGS, pdf, png)
@@ -179,16 +303,20 @@ def test_setting_titles_say_what_was_used():
     assert deep._setting_title(SETTINGS[2]) == "β=1, λ=0 (stabilized)"
 
 
-def test_entry_point_draws_the_figure_it_is_asked_for(metrics, tmp_path, monkeypatch):
+def test_entry_point_draws_the_figure_it_is_asked_for(
+    metrics, tmp_path, monkeypatch, fake_snakemake
+):
     metrics_path = tmp_path / "deep_metrics.csv"
     metrics.to_csv(metrics_path, index=False)
     pdf, png = outputs(tmp_path, "fig4")
+    drawn = []
+    monkeypatch.setattr(deep, "save_figure", lambda fig, *paths: drawn.append((fig, paths)))
 
     def run(figure: str) -> None:
-        snakemake = SimpleNamespace(
-            input=SimpleNamespace(metrics=str(metrics_path)),
-            params=SimpleNamespace(figure=figure),
-            output=SimpleNamespace(pdf=str(pdf), png=str(png)),
+        snakemake = fake_snakemake(
+            input={"metrics": str(metrics_path)},
+            params={"figure": figure},
+            output={"pdf": str(pdf), "png": str(png)},
             log=[str(tmp_path / "plot.log")],
         )
         runpy.run_path(str(SCRIPTS / "plot_deep.py"), init_globals={"snakemake": snakemake})
@@ -197,6 +325,8 @@ def test_entry_point_draws_the_figure_it_is_asked_for(metrics, tmp_path, monkeyp
         monkeypatch.setattr(sys, stream, getattr(sys, stream))
     monkeypatch.setattr(logging.getLogger("lambdabeta"), "handlers", [])
     run("fig4")
-    assert_written(pdf, png)
+    ((fig, paths),) = drawn
+    assert paths == (str(pdf), str(png))
+    assert [ax.get_title() for ax in panels(fig)] == [LABELS[m] for m in deep.SWEEP_METRICS]
     with pytest.raises(ValueError, match=r"params\.figure is 'fig9'"):
         run("fig9")

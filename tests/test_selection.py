@@ -6,7 +6,6 @@ import logging
 import runpy
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -14,9 +13,11 @@ import pytest
 
 from lambdabeta.selection import (
     augmented_tchebycheff,
+    first_minimum,
     minmax_normalize,
     objectives,
     pareto_front,
+    reconstruction_column,
     score_grid,
     select,
     tchebycheff_scores,
@@ -27,15 +28,19 @@ RHO = 1e-3
 
 
 def summary_of(points: dict[tuple[float, float], tuple[float, float]], dataset="toy"):
-    """A deep_summary with finetuned rows {(β, λ): (recon NLL, MIG)} and one stabilized row."""
+    """A deep_summary with finetuned rows {(β, λ): (NLL, MIG)} and one stabilized row.
+
+    The NLL is the training BCE (the paper's); the evaluation NLL runs the other way
+    (200 − NLL), so a selection on the wrong column picks other points.
+    """
     rows = [
         {"dataset": dataset, "phase": "finetune", "beta": b, "lambda": lam,
-         "recon_nll_mean": nll, "mig_mean": mig}
+         "train_bce_mean": nll, "recon_nll_mean": 200.0 - nll, "mig_mean": mig}
         for (b, lam), (nll, mig) in points.items()
     ]  # fmt: skip
     # a stabilized model outside the finetuned grid must not take part in the selection
     rows.append({"dataset": dataset, "phase": "stabilize", "beta": 1.0, "lambda": 0.0,
-                 "recon_nll_mean": 1.0, "mig_mean": 0.99})  # fmt: skip
+                 "train_bce_mean": 1.0, "recon_nll_mean": 1.0, "mig_mean": 0.99})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -94,14 +99,14 @@ def test_select_hand_computed_minimisers(w1, beta, lam, score):
     chosen = select(summary_of(GRID), [w1], RHO).iloc[0]
     assert (chosen["beta"], chosen["lambda"]) == (beta, lam)
     assert chosen["score"] == pytest.approx(score)
-    assert chosen["recon_nll"] == GRID[(beta, lam)][0]
+    assert chosen["train_bce"] == GRID[(beta, lam)][0]
     assert chosen["mig"] == GRID[(beta, lam)][1]
 
 
 def test_select_table_one_row_per_dataset_and_weight():
     summary = pd.concat([summary_of(GRID, "a"), summary_of(GRID, "b")], ignore_index=True)
     table = select(summary, [0.0, 0.5, 1.0], RHO)
-    assert list(table.columns) == ["dataset", "w1", "beta", "lambda", "score", "recon_nll", "mig",
+    assert list(table.columns) == ["dataset", "w1", "beta", "lambda", "score", "train_bce", "mig",
                                    "f1_norm", "f2_norm", "pareto_optimal"]  # fmt: skip
     assert list(zip(table["dataset"], table["w1"], strict=True)) == [
         ("a", 0.0), ("a", 0.5), ("a", 1.0), ("b", 0.0), ("b", 0.5), ("b", 1.0)
@@ -166,20 +171,25 @@ def test_bad_inputs_name_the_problem():
         objectives(summary_of(GRID).drop(columns="mig_mean"), "toy")
 
 
-def test_entry_point_writes_selection_scores_and_fronts(tmp_path, monkeypatch):
+def test_entry_point_writes_selection_scores_and_fronts(tmp_path, monkeypatch, fake_snakemake):
     summary_path = tmp_path / "deep_summary.csv"
     summary_of(GRID).to_csv(summary_path, index=False)
-    outputs = SimpleNamespace(
-        selection=tmp_path / "selection.csv",
-        scores=tmp_path / "tchebycheff_scores.csv",
-        pareto=tmp_path / "pareto_front.csv",
-    )
-    snakemake = SimpleNamespace(
-        input=SimpleNamespace(summary=str(summary_path)),
-        params=SimpleNamespace(rho=RHO, weights=[0.0, 0.5, 1.0], heatmap_weights=[0.5, 0.25]),
-        output=outputs,
+    snakemake = fake_snakemake(
+        input={"summary": str(summary_path)},
+        params={
+            "rho": RHO,
+            "weights": [0.0, 0.5, 1.0],
+            "heatmap_weights": [0.5, 0.25],
+            "reconstruction_metric": "train_bce",
+        },
+        output={
+            "selection": tmp_path / "selection.csv",
+            "scores": tmp_path / "tchebycheff_scores.csv",
+            "pareto": tmp_path / "pareto_front.csv",
+        },
         log=[str(tmp_path / "select.log")],
     )
+    outputs = snakemake.output
     for stream in ("stdout", "stderr"):
         monkeypatch.setattr(sys, stream, getattr(sys, stream))
     monkeypatch.setattr(logging.getLogger("lambdabeta"), "handlers", [])
@@ -194,3 +204,30 @@ def test_entry_point_writes_selection_scores_and_fronts(tmp_path, monkeypatch):
     assert {"f1_norm", "f2_norm", "score", "minimizer"} <= set(scores)
     assert len(pd.read_csv(outputs.pareto)) == 3
     assert "w1=0.5: β=4, λ=4" in Path(snakemake.log[0]).read_text()
+
+
+def test_reconstruction_metric_chooses_the_f1_column():
+    assert reconstruction_column("train_bce") == "train_bce"
+    assert reconstruction_column("eval_nll") == "recon_nll"
+    with pytest.raises(ValueError, match="unknown reconstruction metric 'bce'"):
+        reconstruction_column("bce")
+    # the evaluation NLL of summary_of runs against the training BCE: w1 = 1 picks its least
+    by_eval = select(summary_of(GRID), [1.0], RHO, reconstruction="eval_nll").iloc[0]
+    assert (by_eval["beta"], by_eval["lambda"]) == (4.0, 0.0)  # 200 − 140, the least
+    assert by_eval["recon_nll"] == 60.0 and "train_bce" not in by_eval
+    front = pareto_front(summary_of(GRID), "toy", "eval_nll")
+    assert "recon_nll" in front and "train_bce" not in front
+
+
+def test_first_minimum_breaks_ties_towards_the_first_grid_point():
+    assert first_minimum(np.array([0.3, 0.1, 0.1 + 1e-13, 0.2])) == 1
+    assert first_minimum(np.array([0.3, 0.1 + 1e-13, 0.1, 0.2])) == 1  # within the tolerance
+    assert first_minimum(np.array([0.3, 0.1 + 1e-6, 0.1, 0.2])) == 2
+    # many grids at once (bootstrap resamples): one index per row
+    many = np.array([[0.2, 0.1, 0.1], [0.0, 0.5, 0.0]])
+    np.testing.assert_array_equal(first_minimum(many), [1, 0])
+
+
+def test_minmax_normalize_along_an_axis():
+    values = np.array([[1.0, 3.0, 2.0], [5.0, 5.0, 5.0]])
+    np.testing.assert_allclose(minmax_normalize(values, axis=-1), [[0, 1, 0.5], [0, 0, 0]])

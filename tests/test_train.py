@@ -137,6 +137,7 @@ def test_settings_from_dict():
 # ---- curve and outputs ---------------------------------------------------------------------
 
 
+@pytest.mark.trains
 def test_curve_rows_are_exact_means_of_the_steps(tmp_path, images):
     # lr = 0 keeps the initial weights, so every step's loss can be recomputed here
     settings = tiny(lr=0.0, lam=2.0, steps=10, log_every=4)
@@ -175,6 +176,7 @@ def test_curve_rows_are_exact_means_of_the_steps(tmp_path, images):
 # ---- seeding -------------------------------------------------------------------------------
 
 
+@pytest.mark.trains
 def test_same_seed_same_weights_other_seed_other_weights(tmp_path, images):
     a, _ = run(tmp_path, tiny(steps=4), images, "a")
     b, _ = run(tmp_path, tiny(steps=4), images, "b")
@@ -190,22 +192,33 @@ def test_same_seed_same_weights_other_seed_other_weights(tmp_path, images):
     assert differ.any()
 
 
-def test_streams_depend_on_seed_phase_and_lambda_initial_weights_on_seed_only():
-    seeds = {
-        stream_seeds(s, phase, lam)
-        for s in (0, 1)
-        for phase in ("stabilize", "finetune")
-        for lam in (0.0, 4.0, 8.0)
-    }
-    assert len(seeds) == 12
+def test_streams_depend_on_seed_and_phase_initial_weights_on_seed_only():
+    seeds = {stream_seeds(s, phase) for s in (0, 1) for phase in ("stabilize", "finetune")}
+    assert len(seeds) == 4 and all(len(set(pair)) == 2 for pair in seeds)
     a, b = initial_model(1, 15, seed=3), initial_model(1, 15, seed=3)
     assert_same_weights(a.state_dict(), b.state_dict())
     assert not torch.equal(a.encoder[0].weight, initial_model(1, 15, seed=4).encoder[0].weight)
 
 
+def test_lambda_finetunes_of_one_model_see_the_same_batches_and_noise():
+    """Paired finetunes: the λ runs of one stabilized model draw identical streams, so their
+    difference is the effect of λ alone."""
+    draws = []
+    for lam in (0.0, 4.0, 32.0):
+        index_gen, noise_gen = make_generators(tiny(phase="finetune", lam=lam), torch.device("cpu"))
+        draws.append(
+            (torch.randint(100, (8,), generator=index_gen), torch.randn(8, 3, generator=noise_gen))
+        )
+    for indices, noise in draws[1:]:
+        assert torch.equal(indices, draws[0][0]) and torch.equal(noise, draws[0][1])
+    index_gen, _ = make_generators(tiny(phase="stabilize"), torch.device("cpu"))
+    assert not torch.equal(torch.randint(100, (8,), generator=index_gen), draws[0][0])
+
+
 # ---- resume --------------------------------------------------------------------------------
 
 
+@pytest.mark.trains
 def test_interrupted_run_resumes_to_identical_result(tmp_path, images, monkeypatch):
     settings = tiny(steps=11, checkpoint_every=3, log_every=4)
     reference, _ = run(tmp_path, settings, images, "reference")
@@ -227,6 +240,7 @@ def test_interrupted_run_resumes_to_identical_result(tmp_path, images, monkeypat
     )
 
 
+@pytest.mark.trains
 def test_sigkilled_run_resumes_to_identical_result(tmp_path, images):
     settings = tiny(steps=24, checkpoint_every=2, log_every=5)
     np.save(tmp_path / "images.npy", images)
@@ -275,14 +289,15 @@ def test_checkpoint_of_other_settings_is_refused(tmp_path, images, monkeypatch):
         run(tmp_path, tiny(beta=8.0, lr=1e-3), images)
     assert "lr: checkpoint" in str(error.value) and "seed:" not in str(error.value)
     assert (tmp_path / "run" / "progress" / CHECKPOINT_FILE).is_file()
-    # logistics (run name, checkpoint interval, thread count) do not make a different run
-    run(tmp_path, tiny(run_name="renamed", checkpoint_every=4), images)
+    # logistics (run name, checkpoint interval, threads, layout) do not make a different run
+    run(tmp_path, tiny(run_name="renamed", checkpoint_every=4, channels_last=False), images)
     assert (tmp_path / "run" / "model.pt").is_file()
 
 
 # ---- finetune ------------------------------------------------------------------------------
 
 
+@pytest.mark.trains
 def test_finetune_starts_from_the_stabilized_weights(tmp_path, images):
     stable, _ = run(tmp_path, tiny(steps=5), images, "stable")
     init = stable / "model.pt"
@@ -334,11 +349,21 @@ def test_bf16_on_cpu_is_refused_and_cuda_graphs_ignored(tmp_path, images):
     assert summary["device"] == "cpu"
 
 
+@pytest.mark.trains
 def test_contiguous_layout_trains_the_same_model(tmp_path, images):
     a, _ = run(tmp_path, tiny(steps=2, channels_last=False), images, "a")
     b, _ = run(tmp_path, tiny(steps=2, channels_last=True), images, "b")
+    initial = initial_model(1, 3, seed=0).state_dict()
+    # Adam moves a weight by at most ~lr per step, however its gradient rounds: a gradient near
+    # zero may round to another sign in the other layout (seen with AVX2 kernels), so weights
+    # agree to steps × lr; the layouts must agree far better on almost every weight
+    bound = 2 * tiny().lr
     for name, value in weights(a / "model.pt").items():
-        torch.testing.assert_close(value, weights(b / "model.pt")[name], rtol=1e-4, atol=1e-6)
+        other = weights(b / "model.pt")[name]
+        torch.testing.assert_close(value, other, rtol=0, atol=bound)
+        close = torch.isclose(value, other, rtol=1e-4, atol=1e-6)
+        assert close.float().mean() > 0.999, name
+        assert not torch.equal(value, initial[name]), name  # trained, so the check means something
 
 
 # ---- GPU slots -----------------------------------------------------------------------------

@@ -123,7 +123,8 @@ def test_one_figure_is_rendered_from_existing_tables_alone(tmp_path):
     }
     rows = [
         {"dataset": "toy", "phase": phase, "beta": beta, "lambda": lam, "n_seeds": 1,
-         "recon_nll_mean": 100 + beta - lam, "sap_mean": 0.1, "mig_mean": 0.05 * (1 + lam)}
+         "recon_nll_mean": 100 + beta - lam, "train_bce_mean": 101 + beta - lam,
+         "sap_mean": 0.1, "mig_mean": 0.05 * (1 + lam)}
         for phase in ("stabilize", "finetune") for beta in (1, 8) for lam in (0, 4)
         if phase == "finetune" or lam == 0
     ]  # fmt: skip

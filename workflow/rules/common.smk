@@ -1,24 +1,32 @@
 # Helpers shared by all the rule files (config validation, the experiment grid, path formatting,
 # per-job resources and the lists of final targets).
 
-import math
+import functools
+import json
 import os
-import re
 import subprocess
+import sys
+from dataclasses import dataclass
 
+from snakemake.resources import Resource, Resources
 from snakemake.utils import validate
 
+# the project's package, importable without installing it (its grid and settings modules use
+# the standard library only, so the Snakemake process needs nothing more)
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+
+from lambdabeta import grid
+from lambdabeta.linear.settings import Dims as LinearDims
+from lambdabeta.settings import (
+    TrainSettings,
+    download_science,
+    evaluation_science,
+    phase_science,
+    preparation_science,
+    train_science,
+)
+
 validate(config, schema="../schemas/config.schema.yaml")
-
-
-# β, λ and seeds appear in paths; numbers are written like 8, 0.5, 1e-05 (see fmt)
-NUMBER = r"[0-9][0-9.e+-]*"
-
-
-def fmt(value):
-    """How a grid value appears in a path: integers without a decimal point (8, not 8.0)."""
-    value = float(value)
-    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def config_error(key, message):
@@ -32,21 +40,8 @@ LINEAR = config.get("linear")
 
 
 def linear_dims_name(dims):
-    return f"n{dims['n']}_m{dims['m']}_s{dims['s']}"
-
-
-def linear_dims(wildcards):
-    """The `linear.dims` entry a {dims} wildcard names."""
-    for dims in LINEAR["dims"]:
-        if linear_dims_name(dims) == wildcards.dims:
-            return dims
-    raise ValueError(f"no linear.dims entry matches {wildcards.dims}")
-
-
-def linear_instance_file(wildcards):
-    """The user's instance file for these dims (with {n}, {m}, {s} filled in), or None."""
-    template = LINEAR["instance_file"]
-    return None if template is None else template.format(**linear_dims(wildcards))
+    """The {dims} wildcard of a `linear.dims` entry, e.g. n100_m10_s5."""
+    return LinearDims(**dims).name
 
 
 def check_linear_config():
@@ -94,103 +89,227 @@ def prepared(dataset):
     }
 
 
-def stabilized_run(dataset, beta, seed):
-    return f"results/runs/{dataset}/beta{fmt(beta)}/seed{seed}"
-
-
-def finetuned_run(dataset, beta, seed, lam):
-    return f"results/runs/{dataset}/beta{fmt(beta)}/seed{seed}/lambda{fmt(lam)}"
-
-
 def all_runs(phase):
-    """Run directories of one phase over the whole grid."""
-    runs = []
-    for dataset in DEEP["datasets"]:
-        for beta in DEEP["betas"]:
-            for seed in DEEP["seeds"]:
-                if phase == "stabilize":
-                    runs.append(stabilized_run(dataset, beta, seed))
-                else:
-                    runs.extend(finetuned_run(dataset, beta, seed, lam) for lam in DEEP["lambdas"])
-    return runs
+    """Run folders of one phase over the whole grid."""
+    return [run.path for run in grid.runs(DEEP, phase)]
 
 
-RUN_PATTERN = re.compile(
-    rf"(?P<dataset>[A-Za-z0-9_]+)/beta(?P<beta>{NUMBER})/seed(?P<seed>\d+)(/lambda(?P<lam>{NUMBER}))?"
-)
-
-
-def parse_run(run):
-    """dataset, phase, beta, lambda and seed of a run path below results/runs/."""
-    match = RUN_PATTERN.fullmatch(run)
-    finetune = match["lam"] is not None
-    return {
-        "dataset": match["dataset"],
-        "phase": "finetune" if finetune else "stabilize",
-        "beta": float(match["beta"]),
-        "lambda": float(match["lam"]) if finetune else 0.0,
-        "seed": int(match["seed"]),
-    }
-
-
-def train_settings(wildcards, phase):
-    """The TrainSettings of one run, from `deep.train` and the wildcards."""
-    train = dict(DEEP["train"])
-    steps = train.pop("stabilize_steps"), train.pop("finetune_steps")
-    lam = float(wildcards.lam) if phase == "finetune" else 0.0
-    if phase == "stabilize":
-        run = stabilized_run(wildcards.dataset, wildcards.beta, wildcards.seed)
-    else:
-        run = finetuned_run(wildcards.dataset, wildcards.beta, wildcards.seed, wildcards.lam)
-    return train | {
-        "steps": steps[0] if phase == "stabilize" else steps[1],
-        "beta": float(wildcards.beta),
-        "lam": lam,
-        "seed": int(wildcards.seed),
-        "latent_dim": DEEP["latent_dim"],
-        "phase": phase,
-        "run_name": run.removeprefix("results/runs/"),
-        "threads": RESOURCES[phase]["threads"],
-    }
-
-
-def progress_dir(phase):
-    """Where a training job keeps its resumable checkpoint: beside its outputs, but not one of
-    them, so Snakemake does not delete it when the job is killed."""
-    return lambda wildcards, output: os.path.join(
-        os.path.dirname(output.model), f".progress-{phase}"
-    )
-
-
-def evaluation_settings(wildcards):
-    return dict(DEEP["evaluate"]) | {"device": DEEP["train"]["device"]}
+def evaluated_run(wildcards):
+    """The run record (dataset, phase, β, λ, seed) of an evaluation job."""
+    return grid.Run.from_name(wildcards.run).record()
 
 
 def figure_runs(pairs):
-    """(dataset, β, λ) runs of the figure seed for the requested (β, λ) pairs: each pair is
-    replaced by the nearest grid point (nearest in log2 β, then in λ)."""
+    """The runs (records with their folder) that show the requested (β, λ) pairs."""
     if not DEEP["datasets"]:
         return []
-    settings = []
-    seed = config["figures"]["seed"]
-    if seed not in DEEP["seeds"]:
-        config_error("figures.seed", f"{seed} is not one of deep.seeds {DEEP['seeds']}")
-    for dataset in DEEP["datasets"]:
-        for beta, lam in pairs:
-            near_beta = min(DEEP["betas"], key=lambda b: (abs(math.log2(b / beta)), b))
-            near_lam = min(DEEP["lambdas"], key=lambda x: (abs(x - lam), x))
-            settings.append(
-                {
-                    "dataset": dataset,
-                    "phase": "finetune",
-                    "beta": near_beta,
-                    "lambda": near_lam,
-                    "requested_beta": beta,
-                    "requested_lambda": lam,
-                    "run": finetuned_run(dataset, near_beta, seed, near_lam),
-                }
-            )
-    return settings
+    try:
+        chosen = grid.figure_runs(DEEP, pairs, config["figures"]["seed"])
+    except ValueError as error:
+        config_error("figures.seed", str(error))
+    return [figure_run.record() for figure_run in chosen]
+
+
+# ---- training jobs: one run, or a pack of runs (deep.train.pack_size) ----------------------
+
+
+TRAIN_FILES = {"model": "model.pt", "curve": "train_log.csv", "summary": "run.json"}
+PACK_SIZE = DEEP["train"]["pack_size"] if DEEP["datasets"] else 1
+
+
+def train_outputs(folder):
+    """The files a training run writes in its folder."""
+    return {key: f"{folder}/{name}" for key, name in TRAIN_FILES.items()}
+
+
+def train_params(phase):
+    """A training job's settings (`params`): the science every run of the phase shares. A run's
+    own β, λ and seed are in its path, so a run's own job and a pack holding it record the same
+    params, and neither reruns the other's outputs."""
+    return lambda wildcards: phase_science(DEEP, phase)
+
+
+def train_member(run):
+    """What the training script needs of one run: its name, its files and, beside them but not
+    among them (so that Snakemake does not delete it when a job dies), its checkpoint folder."""
+    return {
+        "run": run.name,
+        **train_outputs(run.path),
+        "progress_dir": f"{run.path}/.progress-{run.phase}",
+        "init": train_outputs(run.stabilized.path)["model"] if run.phase == "finetune" else None,
+    }
+
+
+# The `members` param lists a job's runs and their output files. Taking `output` marks it as
+# derived from the outputs, so Snakemake does not record it among the job's settings.
+def run_members(phase):
+    """The `members` param of a one-run job, from its wildcards."""
+    return lambda wildcards, output: [train_member(grid.Run.from_wildcards(wildcards, phase))]
+
+
+def pack_members(pack):
+    """The `members` param of a pack job."""
+    return lambda wildcards, output: [train_member(run) for run in pack.runs]
+
+
+def pack_input(pack):
+    """A pack's input: its dataset and, for finetunes, the one stabilized model they start from
+    (the input of each member's own job, so that a finished member's job stays up to date)."""
+    files = {"images": ancient(prepared(pack.dataset)["images"])}
+    if pack.phase == "finetune":
+        files["init"] = train_member(pack.runs[0])["init"]
+    return files
+
+
+def pack_outputs(pack):
+    """A pack's outputs: every member's files, named model_0, curve_0, summary_0, model_1, …"""
+    return {
+        f"{key}_{k}": path
+        for k, run in enumerate(pack.runs)
+        for key, path in train_outputs(run.path).items()
+    }
+
+
+@functools.cache
+def trained(run):
+    """Whether `run`'s files exist and record today's science (for a finetune, also: its
+    stabilized model is trained and not newer than its files). Such a run is never put in a pack:
+    a pack job rewrites all its outputs, so it would train the run again."""
+    files = train_outputs(run.path)
+    if not all(os.path.isfile(path) for path in files.values()):
+        return False
+    try:
+        with open(files["summary"]) as stream:
+            recorded = json.load(stream)["settings"]
+        science = {key: recorded[key] for key in TrainSettings.SCIENCE}
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if science != train_science(DEEP, run):
+        return False
+    if run.phase == "stabilize":
+        return True
+    oldest = min(os.path.getmtime(path) for path in files.values())
+    init = train_outputs(run.stabilized.path)["model"]
+    return trained(run.stabilized) and os.path.getmtime(init) <= oldest
+
+
+def training_packs(phase):
+    """The pack jobs of `phase` (none with pack_size 1): see lambdabeta.grid.packs."""
+    if PACK_SIZE == 1:
+        return []
+    return grid.packs(DEEP, phase, PACK_SIZE, trained)
+
+
+@dataclass(frozen=True)
+class TrainingRule:
+    """What differs between the training rules: the one-run rules `stabilize` and `finetune`
+    (wildcards) and one rule per pack (explicit files)."""
+
+    name: str
+    phase: str
+    input: dict
+    output: dict
+    log: str
+    members: object  # the `members` param
+    packed: bool
+
+
+def training_rules():
+    """The one-run rule of each phase, then the pack rules. train.smk defines them all with one
+    `rule:` block, so that every training job records the same code (Snakemake records a script
+    rule's code as the text, indentation included, of its `script:` line)."""
+    log_dir = "logs/train/{dataset}/beta{beta}/seed{seed}"
+    one_run = [
+        TrainingRule(
+            name="stabilize",
+            phase="stabilize",
+            input={"images": dataset_images},
+            output=train_outputs(grid.STABILIZED_DIR),
+            log=f"{log_dir}/stabilize.log",
+            members=run_members("stabilize"),
+            packed=False,
+        ),
+        TrainingRule(
+            name="finetune",
+            phase="finetune",
+            input={
+                "images": dataset_images,
+                "init": train_outputs(grid.STABILIZED_DIR)["model"],
+            },
+            output=train_outputs(grid.FINETUNED_DIR),
+            log=f"{log_dir}/lambda{{lam}}/finetune.log",
+            members=run_members("finetune"),
+            packed=False,
+        ),
+    ]
+    packs = [
+        TrainingRule(
+            name=pack.name,
+            phase=pack.phase,
+            input=pack_input(pack),
+            output=pack_outputs(pack),
+            log=f"logs/train/packs/{pack.name}.log",
+            members=pack_members(pack),
+            packed=True,
+        )
+        for pack in training_packs("stabilize") + training_packs("finetune")
+    ]
+    return one_run + packs
+
+
+def inherit_profile_settings(name, phase):
+    """Give a pack rule the `set-resources` and `set-threads` (e.g. a SLURM partition) that the
+    command line or profile set for its phase's rule: Snakemake applies them by rule name, and
+    the pack rules have their own names."""
+    settings = workflow.resource_settings
+    pack_rule = workflow.get_rule(name)
+    if phase in settings.overwrite_resources:
+        pack_rule.resources.update(Resources.from_mapping(settings.overwrite_resources[phase]))
+    if phase in settings.overwrite_threads:
+        threads = settings.overwrite_threads[phase]
+        if not isinstance(threads, Resource):
+            threads = Resource("_cores", threads)
+        pack_rule.resources["_cores"] = threads
+
+
+# ---- claims ------------------------------------------------------------------------------
+
+
+def mpi3d_dataset():
+    """The trained dataset read from MPI3D-real's upstream file, if any."""
+    names = [d for d in DEEP["datasets"] if DATASETS[d]["format"] == "mpi3d_npz"]
+    return names[0] if names else None
+
+
+def concentration_runs():
+    """Fig 8's first (reference) and last (concentrated) settings, nearest grid points, for
+    every seed: the runs whose MI matrices the claim `qualitative.mi_concentrated` compares."""
+    pairs = config["figures"]["mi_heatmaps"]
+    if len(pairs) < 2:
+        return []
+    shown = figure_runs([pairs[0], pairs[-1]])
+    records = []
+    for index, figure_run in enumerate(shown):
+        role = "reference" if index % 2 == 0 else "concentrated"
+        for seed in DEEP["seeds"]:
+            run = grid.Run(figure_run["dataset"], figure_run["beta"], seed, figure_run["lambda"])
+            records.append(run.record() | {"role": role, "path": f"{run.path}/mi_matrix.csv"})
+    return records
+
+
+def claims_inputs(wildcards):
+    """The tables the claims read; a study the config does not run contributes none."""
+    inputs = {}
+    if LINEAR is not None:
+        inputs["linear"] = "results/tables/linear_metrics.csv"
+        inputs["traces"] = [
+            f"results/linear/{linear_dims_name(d)}/contraction.csv" for d in LINEAR["dims"]
+        ]
+    if DEEP["datasets"]:
+        inputs["metrics"] = "results/tables/deep_metrics.csv"
+        inputs["selection"] = "results/tables/selection.csv"
+        inputs["mi_matrices"] = [record["path"] for record in concentration_runs()]
+    return inputs
 
 
 # ---- input and output helpers of the rule files ------------------------------------------
@@ -291,6 +410,8 @@ DEEP_FIGURES = [
 ]
 DEEP_TABLES = ["deep_metrics.csv", "deep_summary.csv", "deep_summary.md", "deep_summary.tex"]
 SELECTION_TABLES = ["selection.csv", "tchebycheff_scores.csv", "pareto_front.csv"]
+LAMBDA_TABLES = ["lambda_effect.csv", "lambda_effect.md"]
+CLAIMS_TABLES = ["claims.csv", "claims.md", "claims_verdicts.rst"]
 
 
 def figure_files(names):
@@ -299,13 +420,15 @@ def figure_files(names):
 
 def all_targets():
     """Every final output the config asks for."""
-    targets = []
+    targets = [f"results/tables/{name}" for name in CLAIMS_TABLES]
     if LINEAR is not None:
         targets += ["results/tables/linear_metrics.csv", "results/tables/linear_summary.csv"]
         targets += figure_files(LINEAR_FIGURES)
     if DEEP["datasets"]:
         targets += [f"results/datasets/{d}_samples.png" for d in DEEP["datasets"]]
-        targets += [f"results/tables/{name}" for name in DEEP_TABLES + SELECTION_TABLES]
+        targets += [
+            f"results/tables/{name}" for name in DEEP_TABLES + SELECTION_TABLES + LAMBDA_TABLES
+        ]
         targets += figure_files(DEEP_FIGURES)
     return targets
 

@@ -1,4 +1,4 @@
-# Datasets (SPEC §3): verified downloads of the upstream files into resources/downloads/, and
+# Datasets: verified downloads of the upstream files into resources/downloads/, and
 # their conversion into one memory-mappable format under resources/datasets/.
 
 
@@ -13,7 +13,7 @@ rule fetch_dataset:
     conda:
         "../../envs/analysis.yaml"
     params:
-        source=lambda wildcards: DATASETS[wildcards.dataset],
+        source=lambda wildcards: download_science(DATASETS[wildcards.dataset]),
     script:
         "../scripts/fetch_dataset.py"
 
@@ -40,6 +40,6 @@ rule prepare_dataset:
         mem_mb=RESOURCES["prepare"]["mem_mb"],
         runtime=runtime("prepare"),
     params:
-        source=lambda wildcards: DATASETS[wildcards.dataset],
+        source=lambda wildcards: preparation_science(DATASETS[wildcards.dataset]),
     script:
         "../scripts/prepare_dataset.py"

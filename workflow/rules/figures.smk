@@ -68,6 +68,7 @@ rule fig4_beta_sweep:
     params:
         figure="fig4",
         datasets=DEEP["datasets"],
+        reconstruction_metric=DEEP.get("reconstruction_metric"),
     script:
         "../scripts/plot_deep.py"
 
@@ -85,6 +86,7 @@ rule fig5_lambda_heatmaps:
     params:
         figure="fig5",
         datasets=DEEP["datasets"],
+        reconstruction_metric=DEEP.get("reconstruction_metric"),
     script:
         "../scripts/plot_deep.py"
 

@@ -1,8 +1,20 @@
-# The linear-Gaussian study (paper §3, §5.1): one instance (Γ, Σ_V) per `linear.dims` entry,
+# The linear-Gaussian study (paper §3, §5.1): one instance (Γ, Σ_V, σ²) per `linear.dims` entry,
 # one job per (dims, method) running every (β, λ, restart) as one batched computation.
+#
+# Each job's `params` hold only the science of that job (lambdabeta.linear.settings): changing a
+# solver setting reruns that solver's jobs, changing `linear.contraction` reruns only the
+# contraction traces, and threads or other resources rerun nothing.
+
+from lambdabeta.linear.settings import LinearSettings
+
+LINEAR_SETTINGS = LinearSettings.from_config(LINEAR) if LINEAR else None
+LINEAR_DIMS = [dims.name for dims in LINEAR_SETTINGS.dims] if LINEAR else []
 
 
 rule linear_instance:
+    input:
+        # the user's instance file for these dims, if `linear.instance_file` names one
+        lambda w: LINEAR_SETTINGS.instance_files(w.dims),
     output:
         "results/linear/{dims}/instance.npz",
     log:
@@ -11,11 +23,7 @@ rule linear_instance:
     conda:
         "../../envs/torch.yaml"
     params:
-        dims=linear_dims,
-        instance_file=linear_instance_file,
-        noise_var=LINEAR["noise_var"] if LINEAR else None,
-        factor_var_range=LINEAR["factor_var_range"] if LINEAR else None,
-        seed=LINEAR["seed"] if LINEAR else None,
+        science=lambda w: LINEAR_SETTINGS.instance_job(w.dims).science(),
     script:
         "../scripts/linear_instance.py"
 
@@ -34,7 +42,7 @@ rule linear_study:
         mem_mb=RESOURCES["linear"]["mem_mb"],
         runtime=runtime("linear"),
     params:
-        config=LINEAR,
+        science=lambda w: LINEAR_SETTINGS.study_job(w.dims, w.method).science(),
     script:
         "../scripts/linear_study.py"
 
@@ -50,7 +58,7 @@ rule linear_contraction:
         "../../envs/torch.yaml"
     threads: 1
     params:
-        config=LINEAR,
+        science=lambda w: LINEAR_SETTINGS.contraction_job(w.dims).science(),
     script:
         "../scripts/linear_contraction.py"
 
@@ -59,8 +67,8 @@ rule linear_tables:
     input:
         studies=expand(
             "results/linear/{dims}/{method}.csv",
-            dims=[linear_dims_name(d) for d in LINEAR["dims"]] if LINEAR else [],
-            method=LINEAR["methods"] if LINEAR else [],
+            dims=LINEAR_DIMS,
+            method=LINEAR_SETTINGS.methods if LINEAR else [],
         ),
     output:
         metrics=report(

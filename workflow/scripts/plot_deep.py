@@ -2,6 +2,7 @@
 
 from lambdabeta.io import log_to_file
 from lambdabeta.plots import deep
+from lambdabeta.selection import PAPER_RECONSTRUCTION_METRIC
 
 log_to_file(snakemake.log[0])
 
@@ -9,11 +10,17 @@ figure = snakemake.params.figure
 outputs = (snakemake.output.pdf, snakemake.output.png)
 # optional: the order of the dataset rows (the config's order); default, as in the tables
 datasets = getattr(snakemake.params, "datasets", None)
+# the NLL panels of Figs 4-5 show the deep.reconstruction_metric (default: the paper's)
+reconstruction = getattr(snakemake.params, "reconstruction_metric", PAPER_RECONSTRUCTION_METRIC)
 
 if figure == "fig4":
-    deep.fig4_beta_sweep(snakemake.input.metrics, *outputs, datasets=datasets)
+    deep.fig4_beta_sweep(
+        snakemake.input.metrics, *outputs, datasets=datasets, reconstruction=reconstruction
+    )
 elif figure == "fig5":
-    deep.fig5_lambda_heatmaps(snakemake.input.summary, *outputs, datasets=datasets)
+    deep.fig5_lambda_heatmaps(
+        snakemake.input.summary, *outputs, datasets=datasets, reconstruction=reconstruction
+    )
 elif figure == "fig6":
     deep.fig6_tchebycheff(
         snakemake.input.scores, snakemake.params.heatmap_weights, *outputs, datasets=datasets

@@ -16,7 +16,7 @@ for path, name in [
 ]:
     if Path(path) != out_dir / name:
         raise ValueError(f"output {path} must be {out_dir / name}: prepare writes one directory")
-source = snakemake.params.source
+source = snakemake.config["datasets"][snakemake.wildcards.dataset]  # params: its science part
 upstream = None if source["format"] == "procedural" else snakemake.input.upstream
 prepare_source(
     source, upstream, out_dir, name=snakemake.wildcards.dataset, threads=snakemake.threads

@@ -10,13 +10,18 @@ logger = log_to_file(snakemake.log[0])
 summary = pd.read_csv(snakemake.input.summary)
 rho = float(snakemake.params.rho)
 weights = [float(w) for w in snakemake.params.weights]
+# f1 is the deep.reconstruction_metric: train_bce (the paper's NLL) or eval_nll
+reconstruction = snakemake.params.reconstruction_metric
 # Fig 6 reads its heatmap weights from the score table, so the table holds both sets
 all_weights = sorted(set(weights) | {float(w) for w in snakemake.params.heatmap_weights})
 
-selection = select(summary, weights, rho)
-scores = score_grid(summary, all_weights, rho)
+selection = select(summary, weights, rho, reconstruction=reconstruction)
+scores = score_grid(summary, all_weights, rho, reconstruction=reconstruction)
 datasets = scores["dataset"].unique()
-fronts = pd.concat([pareto_front(summary, dataset) for dataset in datasets], ignore_index=True)
+fronts = pd.concat(
+    [pareto_front(summary, dataset, reconstruction) for dataset in datasets], ignore_index=True
+)
+logger.info("f1 of the selection: %s", reconstruction)
 for row in selection.to_dict("records"):
     logger.info(
         "%s, w1=%g: β=%g, λ=%g (S=%.4f)",

@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .grid import PHASES, RUN_KEYS
 from .io import read_json
 
 logger = logging.getLogger("lambdabeta")
 
-PHASES = ("stabilize", "finetune")  # in protocol order, which is also the order of every table
+# the phases in protocol order, which is also the order of every table
 PHASE_TITLES = {"stabilize": "stabilization (β-VAE, λ = 0)", "finetune": "finetuning (λβ-VAE)"}
-RUN_KEYS = ("dataset", "phase", "beta", "lambda", "seed")
 GROUP_KEYS = ("dataset", "phase", "beta", "lambda")
 SUMMARY_METRICS = ("recon_nll", "train_bce", "mig", "sap", "im", "active_latents", "kl_total")
 # Scalars of metrics.json kept in deep_metrics besides the metrics (how each model was evaluated).
@@ -346,7 +346,21 @@ def _latex_text(text: str) -> str:
 # ---- the linear-Gaussian study ------------------------------------------------------------
 
 LINEAR_KEYS = ("n", "m", "s", "method", "beta", "lambda")
-LINEAR_METRICS = ("nll", "kl", "l2", "sap", "im", "b_norm", "residual", "iterations")
+LINEAR_METRICS = (
+    "nll",
+    "kl",
+    "l2",
+    "sap",
+    "im",
+    "mi_total",
+    "a_norm",
+    "b_norm",
+    "sigma_w_dist",
+    "sigma_z_dist",
+    "residual",
+    "iterations",
+    "reported_iteration",
+)
 
 
 def summarize_linear(table: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,11 +21,11 @@ from typing import IO
 
 import torch
 
+from .settings import check_device_spec
+
 LOCK_DIR_ENV = "LAMBDABETA_GPU_LOCK_DIR"
 """Environment variable that overrides the directory holding the GPU slot lock files."""
 
-DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
-"""Accepted device specifications: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
 
 logger = logging.getLogger(__name__)
 
@@ -122,13 +121,6 @@ def claim_gpu_slot(
             )
             waiting_logged = True
         time.sleep(poll_seconds)
-
-
-def check_device_spec(spec: str) -> str:
-    """Return ``spec`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; raise otherwise."""
-    if not isinstance(spec, str) or DEVICE_SPEC.fullmatch(spec) is None:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
-    return spec
 
 
 def select_device(

@@ -337,12 +337,28 @@ def use_local_file(
     return dest
 
 
-def fetch_source(source: Mapping[str, Any], dest: str | os.PathLike, **fetch_options: Any) -> Path:
+def local_path_hint(dataset: str | None, file: str) -> str:
+    """The advice a failed download ends with: the config key that uses a copy the user has."""
+    key = f"datasets.{dataset or '<name>'}.local_path"
+    return (
+        f"If you already have {file}, set {key} in the config to its path: the file is then "
+        "verified against the same checksum and linked instead of downloaded."
+    )
+
+
+def fetch_source(
+    source: Mapping[str, Any],
+    dest: str | os.PathLike,
+    *,
+    dataset: str | None = None,
+    **fetch_options: Any,
+) -> Path:
     """Obtain the upstream file of one ``datasets:`` entry of the config at ``dest``.
 
     ``source`` has keys ``format, file, urls, checksum`` and optionally ``size`` and
     ``local_path``; a set ``local_path`` is verified and linked, otherwise ``urls`` are fetched
-    (``fetch_options`` go to ``fetch``).
+    (``fetch_options`` go to ``fetch``). ``dataset`` is the entry's name under ``datasets:``,
+    which a failed download names in its ``datasets.<dataset>.local_path`` advice.
     """
     if source.get("format") == "procedural":
         raise ValueError("the procedural dataset is rendered locally; there is nothing to fetch")
@@ -354,4 +370,7 @@ def fetch_source(source: Mapping[str, Any], dest: str | os.PathLike, **fetch_opt
         return use_local_file(source["local_path"], dest, source["checksum"], size=size)
     if not source.get("urls"):
         raise ValueError(f"dataset source for {source['file']} has neither urls nor local_path")
-    return fetch(source["urls"], dest, source["checksum"], size=size, **fetch_options)
+    try:
+        return fetch(source["urls"], dest, source["checksum"], size=size, **fetch_options)
+    except DownloadError as error:
+        raise DownloadError(f"{error}\n{local_path_hint(dataset, source['file'])}") from None

@@ -6,7 +6,9 @@ every model of a dataset sees the same images. The representation is the encoder
 
 - MIG, I_m and the latent × factor mutual information matrix use the ``num_train`` images;
   SAP fits its classifiers on them and scores on the ``num_test`` others.
-- Reconstruction NLL, per-latent KL and the number of active latents use all evaluation images.
+- Per-latent KL and the number of active latents use all evaluation images; the reconstruction
+  NLL uses the first ``nll_images`` test images (all of them by default): decoding is most of an
+  evaluation's time, and the paper's reconstruction measure is the training BCE anyway.
 - The training BCE over the last ``bce_window`` steps comes from the training curve.
 - ``reconstruction_images`` of the test images (the first ones of the permutation's test part)
   are decoded from μ for the reconstruction figure.
@@ -33,28 +35,13 @@ from torch import nn
 
 from . import metrics
 from .devices import select_device
+from .grid import RUN_KEYS
 from .io import atomic_path, write_json
-from .loader import DeviceImages, load_prepared
+from .loader import DeviceImages, PreparedDataset, load_prepared
 from .model import kl_per_latent, load_model
+from .settings import EvaluationSettings
 
 logger = logging.getLogger(__name__)
-
-SETTING_KEYS = (
-    "num_train",
-    "num_test",
-    "num_bins",
-    "sap_c",
-    "batch_size",
-    "bce_window",
-    "active_kl_threshold",
-    "reconstruction_images",
-    "seed",
-    "device",
-)
-"""Keys of the evaluation settings: config ``deep.evaluate`` plus ``device``."""
-
-RUN_KEYS = ("dataset", "phase", "beta", "lambda", "seed")
-"""Keys identifying a run, written first in ``metrics.json``."""
 
 CURVE_COLUMNS = ("step", "bce", "steps_in_row")
 """Training-curve columns that ``train_bce_tail`` reads."""
@@ -253,103 +240,66 @@ def evaluate_checkpoint(
     model_path: str | os.PathLike,
     dataset_dir: str | os.PathLike,
     curve_csv: str | os.PathLike,
+    settings: EvaluationSettings | None = None,
     *,
-    num_train: int = 10000,
-    num_test: int = 5000,
-    num_bins: int = 20,
-    sap_c: float = 0.01,
-    batch_size: int = 1000,
-    bce_window: int = 5000,
-    active_kl_threshold: float = 0.01,
-    reconstruction_images: int = 8,
-    seed: int = 0,
-    device: torch.device | str = "auto",
     threads: int = 1,
     jobs_per_gpu: int = 1,
+    **values: Any,
 ) -> EvaluationResult:
     """Evaluate the model at ``model_path`` on its prepared dataset (see the module docstring).
 
-    ``device`` is "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N", resolved by
+    ``settings`` (or, instead, its fields as keyword ``values``) say how; its ``device`` is
+    "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N", resolved by
     ``devices.select_device`` (which shares the GPUs of a workstation among ``jobs_per_gpu``
     concurrent jobs each); ``threads`` is the number of SAP classifier fits run at once.
     """
     start = time.perf_counter()
-    if not isinstance(device, torch.device):
-        device = select_device(device, jobs_per_gpu=jobs_per_gpu)
-    if not 0 <= reconstruction_images <= num_test:
-        raise ValueError(
-            f"reconstruction_images must be between 0 and num_test = {num_test}, "
-            f"got {reconstruction_images}"
-        )
-    train_bce = train_bce_tail(curve_csv, bce_window)  # before the heavy work: fail early
+    if settings is None:
+        settings = EvaluationSettings.from_dict(values)
+    elif values:
+        raise TypeError("pass the evaluation settings either as `settings` or as keywords")
+    device = select_device(settings.device, jobs_per_gpu=jobs_per_gpu)
+    train_bce = train_bce_tail(curve_csv, settings.bce_window)  # before the heavy work: fail early
     model = load_evaluation_model(model_path, device)
     dataset = load_prepared(dataset_dir)
-    train_rows, test_rows = sample_evaluation_indices(len(dataset), num_train, num_test, seed)
-    rows = np.concatenate([train_rows, test_rows])
-    images = evaluation_images(dataset.images, rows, device)
-    train_positions = np.arange(num_train)
-    test_positions = np.arange(num_train, num_train + num_test)
+    split = _EvaluationSplit.draw(dataset, settings, device)
     logger.info(
         "evaluating %s on %d + %d images of %s (%s)",
         model_path,
-        num_train,
-        num_test,
+        settings.num_train,
+        settings.num_test,
         dataset.name,
         device,
     )
-
-    tick = time.perf_counter()
-    forward = _forward_pass(
-        model, images, np.arange(len(rows)), batch_size, with_kl=True, with_nll=True
-    )
-    recon_positions = test_positions[:reconstruction_images]
-    reconstructions = ReconstructionSample(
-        indices=rows[recon_positions],
-        originals=_gather_rows(dataset.images, rows[recon_positions]),
-        reconstructions=reconstruct(model, images, recon_positions),
-    )
-    logger.info("encoded and decoded in %.1f s", time.perf_counter() - tick)
-
-    tick = time.perf_counter()
-    train_codes, test_codes = forward.means[train_positions], forward.means[test_positions]
-    train_factors, test_factors = dataset.factors[train_rows], dataset.factors[test_rows]
-    mutual_information = metrics.discrete_mutual_information(train_codes, train_factors, num_bins)
-    factor_entropies = metrics.discrete_entropy(train_factors)
-    mig_per_factor = metrics.mig_per_factor(mutual_information, factor_entropies)
-    logger.info("mutual information in %.1f s", time.perf_counter() - tick)
-
-    tick = time.perf_counter()
-    sap_scores = metrics.sap_matrix(
-        train_codes, train_factors, test_codes, test_factors, C=sap_c, n_jobs=threads
-    )
-    sap_per_factor = metrics.top_two_gap(sap_scores)
-    logger.info("SAP classifiers in %.1f s", time.perf_counter() - tick)
-
+    forward, reconstructions = _encode_and_reconstruct(model, dataset, split, settings)
+    scores = _score_representation(forward.means, dataset, split, settings, threads)
     kl = forward.kl.mean(axis=0)
     results = {
-        "mig": float(mig_per_factor.mean()),
-        "sap": float(sap_per_factor.mean()),
-        "im": metrics.matched_information(mutual_information),
+        "mig": scores["mig"],
+        "sap": scores["sap"],
+        "im": scores["im"],
         "recon_nll": float(forward.nll.mean()),
         "train_bce": train_bce,
         "kl_per_latent": kl.tolist(),
         "kl_total": float(kl.sum()),
-        "active_latents": count_active_latents(kl, active_kl_threshold),
-        "factor_entropies": factor_entropies.tolist(),
+        "active_latents": count_active_latents(kl, settings.active_kl_threshold),
+        "factor_entropies": scores["factor_entropies"].tolist(),
         "factor_names": list(dataset.factor_names),
-        "num_train": num_train,
-        "num_test": num_test,
-        "num_bins": num_bins,
+        "num_train": settings.num_train,
+        "num_test": settings.num_test,
+        "num_bins": settings.num_bins,
+        "nll_images": int(forward.nll.shape[0]),
         "eval_seconds": 0.0,
-        "mig_per_factor": mig_per_factor.tolist(),
-        "sap_per_factor": sap_per_factor.tolist(),
-        "im_max": float(factor_entropies.sum()),
+        "mig_per_factor": scores["mig_per_factor"].tolist(),
+        "sap_per_factor": scores["sap_per_factor"].tolist(),
+        "im_max": float(scores["factor_entropies"].sum()),
         "latent_dim": int(forward.means.shape[1]),
-        "sap_c": sap_c,
-        "active_kl_threshold": active_kl_threshold,
-        "evaluation_seed": seed,
+        "sap_c": settings.sap_c,
+        "active_kl_threshold": settings.active_kl_threshold,
+        "evaluation_seed": settings.seed,
         "device": str(device),
     }
+    mutual_information = scores["mutual_information"]
     mi_matrix = pd.DataFrame(
         mutual_information,
         index=pd.RangeIndex(mutual_information.shape[0], name="latent"),
@@ -365,6 +315,104 @@ def evaluate_checkpoint(
         results["eval_seconds"],
     )
     return EvaluationResult(metrics=results, mi_matrix=mi_matrix, reconstructions=reconstructions)
+
+
+@dataclass(frozen=True)
+class _EvaluationSplit:
+    """The evaluation images on the device: dataset rows ``rows`` (train rows first), and the
+    positions of the train and test rows within them."""
+
+    rows: np.ndarray
+    images: DeviceImages
+    train: np.ndarray
+    test: np.ndarray
+
+    @classmethod
+    def draw(
+        cls, dataset: PreparedDataset, settings: EvaluationSettings, device: torch.device
+    ) -> _EvaluationSplit:
+        train_rows, test_rows = sample_evaluation_indices(
+            len(dataset), settings.num_train, settings.num_test, settings.seed
+        )
+        rows = np.concatenate([train_rows, test_rows])
+        return cls(
+            rows=rows,
+            images=evaluation_images(dataset.images, rows, device),
+            train=np.arange(settings.num_train),
+            test=np.arange(settings.num_train, len(rows)),
+        )
+
+
+def _encode_and_reconstruct(
+    model: nn.Module,
+    dataset: PreparedDataset,
+    split: _EvaluationSplit,
+    settings: EvaluationSettings,
+) -> tuple[_Pass, ReconstructionSample]:
+    """Means and KL of every evaluation image, the NLL of the first ``nll_images`` test images,
+    and the figure's reconstructions."""
+    tick = time.perf_counter()
+    forward = _forward_pass(
+        model,
+        split.images,
+        np.arange(len(split.rows)),
+        settings.batch_size,
+        with_kl=True,
+        with_nll=False,
+    )
+    nll = _forward_pass(
+        model,
+        split.images,
+        split.test[: settings.nll_count],
+        settings.batch_size,
+        with_kl=False,
+        with_nll=True,
+    ).nll
+    forward = _Pass(means=forward.means, kl=forward.kl, nll=nll)
+    shown = split.test[: settings.reconstruction_images]
+    reconstructions = ReconstructionSample(
+        indices=split.rows[shown],
+        originals=_gather_rows(dataset.images, split.rows[shown]),
+        reconstructions=reconstruct(model, split.images, shown),
+    )
+    logger.info("encoded and decoded in %.1f s", time.perf_counter() - tick)
+    return forward, reconstructions
+
+
+def _score_representation(
+    means: np.ndarray,
+    dataset: PreparedDataset,
+    split: _EvaluationSplit,
+    settings: EvaluationSettings,
+    threads: int,
+) -> dict[str, Any]:
+    """MIG, SAP and I_m of the encoder means, with the per-factor values they come from."""
+    tick = time.perf_counter()
+    train_codes, test_codes = means[split.train], means[split.test]
+    train_factors = dataset.factors[split.rows[split.train]]
+    test_factors = dataset.factors[split.rows[split.test]]
+    mutual_information = metrics.discrete_mutual_information(
+        train_codes, train_factors, settings.num_bins
+    )
+    factor_entropies = metrics.discrete_entropy(train_factors)
+    mig_per_factor = metrics.mig_per_factor(mutual_information, factor_entropies)
+    logger.info("mutual information in %.1f s", time.perf_counter() - tick)
+
+    tick = time.perf_counter()
+    sap_scores = metrics.sap_matrix(
+        train_codes, train_factors, test_codes, test_factors, C=settings.sap_c, n_jobs=threads
+    )
+    sap_per_factor = metrics.top_two_gap(sap_scores)
+    logger.info("SAP classifiers in %.1f s", time.perf_counter() - tick)
+    return {
+        "mig": float(mig_per_factor.mean()),
+        "sap": float(sap_per_factor.mean()),
+        "im": metrics.matched_information(mutual_information),
+        "mutual_information": mutual_information,
+        "factor_entropies": factor_entropies,
+        "mig_per_factor": mig_per_factor,
+        "sap_per_factor": sap_per_factor,
+    }
 
 
 def load_evaluation_model(model_path: str | os.PathLike, device: torch.device) -> nn.Module:
@@ -388,21 +436,6 @@ def evaluation_images(images: np.ndarray, rows: np.ndarray, device: torch.device
     return DeviceImages(
         _gather_rows(images, rows), device=device, channels_last=device.type == "cpu"
     )
-
-
-def evaluation_kwargs(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The keyword arguments of ``evaluate_checkpoint`` from a settings mapping, checked.
-
-    ``settings`` must hold exactly ``SETTING_KEYS`` (config ``deep.evaluate`` plus ``device``).
-    """
-    missing = [key for key in SETTING_KEYS if key not in settings]
-    unknown = sorted(set(settings) - set(SETTING_KEYS))
-    if missing or unknown:
-        raise ValueError(
-            f"evaluation settings: missing keys {missing}, unknown keys {unknown} "
-            f"(expected {list(SETTING_KEYS)})"
-        )
-    return {key: settings[key] for key in SETTING_KEYS}
 
 
 # ---- writers -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ values carry over) is::
     loss = BCE + β·KL + λ·L2
 
 where each term is summed over pixels (or latents) per image and averaged over the batch.
+``packed_lambda_beta_loss`` computes the same objective for K models at once (a training pack).
 """
 
 from __future__ import annotations
@@ -151,19 +152,61 @@ def lambda_beta_loss(
     return LossTerms(loss=loss, bce=bce, kl=kl, l2=l2, kl_per_latent=kl_latents)
 
 
+def packed_lambda_beta_loss(
+    logits: torch.Tensor,
+    x: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    beta: torch.Tensor,
+    lam: torch.Tensor,
+    l2_in_graph: bool = True,
+) -> LossTerms:
+    """``lambda_beta_loss`` of K models at once: every input has a leading member dimension
+    (``logits`` and ``x`` K × B × C × H × W, ``mu`` and ``logvar`` K × B × m) and ``beta``,
+    ``lam`` are K-vectors.
+
+    Member k's terms are ``bce_k = Σ_{images, pixels} BCE-with-logits / B``,
+    ``kl_k = Σ_latents mean_images ½(μ² + σ² − 1 − log σ²)``,
+    ``l2_k = Σ_{images, pixels} (sigmoid(logits) − x)² / B`` and
+    ``loss_k = bce_k + β_k·kl_k + λ_k·l2_k`` (each a K-vector; ``kl_per_latent`` K × m): the
+    formulas of ``lambda_beta_loss``, summed in another order. ``l2_in_graph=False`` (allowed
+    only when every λ_k is 0) keeps L2 out of the autograd graph, as the solo loss does at λ = 0.
+    """
+    batch = x.shape[1]
+    logits = logits.float()
+    bce_pixels = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    bce = bce_pixels.flatten(1).sum(dim=1) / batch
+    kl_latents = kl_per_latent(mu.float(), logvar.float()).mean(dim=1)
+    kl = kl_latents.sum(dim=1)
+    l2_logits = logits if l2_in_graph else logits.detach()
+    l2 = (torch.sigmoid(l2_logits) - x).square().flatten(1).sum(dim=1) / batch
+    loss = bce + beta * kl + lam * l2
+    return LossTerms(loss=loss, bce=bce, kl=kl, l2=l2, kl_per_latent=kl_latents)
+
+
 def save_model(path: str | os.PathLike, model: VAE, metadata: dict[str, Any]) -> None:
     """Write ``model``'s weights, ``in_channels``, ``latent_dim`` and ``metadata`` atomically.
 
     ``metadata`` must hold plain Python values (numbers, strings, lists, dicts) so that the file
     loads with ``torch.load(weights_only=True)``.
     """
-    state = {
-        name: tensor.detach().to("cpu").contiguous() for name, tensor in model.state_dict().items()
-    }
+    save_weights(path, model.state_dict(), model.in_channels, model.latent_dim, metadata)
+
+
+def save_weights(
+    path: str | os.PathLike,
+    state_dict: dict[str, torch.Tensor],
+    in_channels: int,
+    latent_dim: int,
+    metadata: dict[str, Any],
+) -> None:
+    """``save_model`` from a VAE's ``state_dict`` (on any device, in any layout) and its shape;
+    the file holds contiguous CPU tensors."""
+    state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in state_dict.items()}
     record = {
         "state_dict": state,
-        "in_channels": model.in_channels,
-        "latent_dim": model.latent_dim,
+        "in_channels": int(in_channels),
+        "latent_dim": int(latent_dim),
         "metadata": dict(metadata),
     }
     with atomic_path(path) as tmp:

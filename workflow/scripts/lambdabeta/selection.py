@@ -1,7 +1,9 @@
 """Selection of (β, λ) by augmented Tchebycheff scalarization (paper §6).
 
 Over the finetuned grid G of one dataset two objectives are minimised: the reconstruction error
-f1 = mean reconstruction NLL over seeds (``recon_nll_mean``) and the entanglement
+f1 = the mean over seeds of the chosen reconstruction metric (``deep.reconstruction_metric``:
+``train_bce``, the paper's NLL, the mean training BCE over the last steps; or ``eval_nll``, the
+Bernoulli NLL of the decoded encoder means on the evaluation images) and the entanglement
 f2 = 1 − mean MIG over seeds (``mig_mean``). Each is min-max normalised over G,
 
     f̄_i(β, λ) = (f_i(β, λ) − min_G f_i) / (max_G f_i − min_G f_i),
@@ -28,11 +30,27 @@ RHO = 1e-3
 # Scores closer than this count as a tie; S lies in [0, 1 + ρ], so it is far below any real gap.
 TIE_TOLERANCE = 1e-12
 FINETUNE = "finetune"
-OBJECTIVE_COLUMNS = {"recon_nll": "recon_nll_mean", "mig": "mig_mean"}
+MIG_COLUMN = "mig"
+
+RECONSTRUCTION_COLUMNS = {"train_bce": "train_bce", "eval_nll": "recon_nll"}
+"""The deep table column of each ``deep.reconstruction_metric``."""
+PAPER_RECONSTRUCTION_METRIC = "train_bce"
+"""The paper's deep "NLL": the mean training BCE over the last steps (the authors' code)."""
 
 
-def minmax_normalize(values: np.ndarray | Sequence[float]) -> np.ndarray:
-    """(f − min f) / (max f − min f) over all entries, in [0, 1].
+def reconstruction_column(metric: str) -> str:
+    """The column (``train_bce`` or ``recon_nll``) of a ``deep.reconstruction_metric`` value."""
+    try:
+        return RECONSTRUCTION_COLUMNS[metric]
+    except KeyError:
+        raise ValueError(
+            f"unknown reconstruction metric {metric!r}: expected one of "
+            f"{sorted(RECONSTRUCTION_COLUMNS)}"
+        ) from None
+
+
+def minmax_normalize(values: np.ndarray | Sequence[float], axis: int | None = None) -> np.ndarray:
+    """(f − min f) / (max f − min f), in [0, 1], over all entries or along ``axis``.
 
     A constant objective does not discriminate between grid points: it normalises to all zeros
     (and so contributes nothing to S), never to NaN. Non-finite values raise ``ValueError``.
@@ -42,10 +60,21 @@ def minmax_normalize(values: np.ndarray | Sequence[float]) -> np.ndarray:
         raise ValueError("cannot normalise an empty set of objective values")
     if not np.isfinite(values).all():
         raise ValueError(f"objective values must be finite, got {values}")
-    span = values.max() - values.min()
-    if span == 0:
-        return np.zeros_like(values)
-    return (values - values.min()) / span
+    low = values.min(axis=axis, keepdims=True)
+    span = values.max(axis=axis, keepdims=True) - low
+    return np.divide(values - low, span, out=np.zeros_like(values), where=span > 0)
+
+
+def first_minimum(scores: np.ndarray, tie_tolerance: float = TIE_TOLERANCE) -> np.ndarray:
+    """Index along the last axis of the least score, ties (to ``tie_tolerance``) to the first.
+
+    With the grid points in (β, λ) order on the last axis this is the selection rule: least S,
+    then the smallest β, then the smallest λ. Works on one grid (shape (G,)) or many at once
+    (shape (…, G), e.g. bootstrap resamples).
+    """
+    scores = np.asarray(scores, dtype=float)
+    best = scores.min(axis=-1, keepdims=True)
+    return np.argmax(scores <= best + tie_tolerance, axis=-1)
 
 
 def augmented_tchebycheff(
@@ -68,25 +97,26 @@ def augmented_tchebycheff(
     return np.maximum(weighted_1, weighted_2) + rho * (weighted_1 + weighted_2)
 
 
-def objectives(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+def objectives(
+    summary: pd.DataFrame, dataset: str, reconstruction: str = PAPER_RECONSTRUCTION_METRIC
+) -> pd.DataFrame:
     """The finetuned grid of ``dataset`` with its objectives, raw and min-max normalised.
 
-    Columns ``beta, lambda, recon_nll, mig, f1_norm, f2_norm``, where f1 = ``recon_nll`` and
-    f2 = 1 − ``mig`` (means over seeds), sorted by β and λ.
+    Columns ``beta, lambda, <r>, mig, f1_norm, f2_norm``, where f1 = <r>, the column of the
+    ``reconstruction`` metric (``train_bce`` or ``recon_nll``), and f2 = 1 − ``mig`` (means over
+    seeds), sorted by β and λ.
     """
-    missing = [
-        c
-        for c in ("dataset", "phase", "beta", "lambda", *OBJECTIVE_COLUMNS.values())
-        if c not in summary
-    ]
+    columns = [reconstruction_column(reconstruction), MIG_COLUMN]
+    means = {f"{column}_mean": column for column in columns}
+    missing = [c for c in ("dataset", "phase", "beta", "lambda", *means) if c not in summary]
     if missing:
         raise ValueError(f"summary table lacks the columns {missing}")
     grid = summary[(summary["dataset"] == dataset) & (summary["phase"] == FINETUNE)]
     if grid.empty:
         raise ValueError(f"the summary has no finetuned models of the dataset {dataset!r}")
-    grid = grid.rename(columns={v: k for k, v in OBJECTIVE_COLUMNS.items()})
-    grid = sort_runs(grid[["beta", "lambda", *OBJECTIVE_COLUMNS]], ["beta", "lambda"])
-    not_finite = grid[~np.isfinite(grid[list(OBJECTIVE_COLUMNS)]).all(axis=1)]
+    grid = grid.rename(columns=means)
+    grid = sort_runs(grid[["beta", "lambda", *columns]], ["beta", "lambda"])
+    not_finite = grid[~np.isfinite(grid[columns]).all(axis=1)]
     if not not_finite.empty:
         points = list(zip(not_finite["beta"], not_finite["lambda"], strict=True))
         raise ValueError(
@@ -94,8 +124,8 @@ def objectives(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
             "fix or exclude those runs"
         )
     return grid.assign(
-        f1_norm=minmax_normalize(grid["recon_nll"]),
-        f2_norm=minmax_normalize(1.0 - grid["mig"]),
+        f1_norm=minmax_normalize(grid[columns[0]]),
+        f2_norm=minmax_normalize(1.0 - grid[MIG_COLUMN]),
     )
 
 
@@ -104,12 +134,13 @@ def score_grid(
     weights: Sequence[float],
     rho: float = RHO,
     tie_tolerance: float = TIE_TOLERANCE,
+    reconstruction: str = PAPER_RECONSTRUCTION_METRIC,
 ) -> pd.DataFrame:
     """S at every finetuned grid point of every dataset, for every w1 in ``weights``.
 
-    A long table with columns ``dataset, w1, beta, lambda, recon_nll, mig, f1_norm, f2_norm,
-    score, minimizer``; ``minimizer`` marks the one selected point per (dataset, w1) under the
-    tie rule of the module docstring.
+    A long table with columns ``dataset, w1, beta, lambda, <r>, mig, f1_norm, f2_norm, score,
+    minimizer`` (<r> as in :func:`objectives`); ``minimizer`` marks the one selected point per
+    (dataset, w1) under the tie rule of the module docstring (:func:`first_minimum`).
     """
     if len(weights) == 0:
         raise ValueError("no weights w1 were given")
@@ -118,23 +149,17 @@ def score_grid(
         raise ValueError("the summary has no finetuned models")
     tables = []
     for dataset in datasets:
-        grid = objectives(summary, dataset)
+        grid = objectives(summary, dataset, reconstruction)
         for w1 in weights:
             score = augmented_tchebycheff(grid["f1_norm"], grid["f2_norm"], float(w1), rho)
-            tables.append(grid.assign(dataset=dataset, w1=float(w1), score=score))
+            minimizer = np.zeros(len(grid), dtype=bool)
+            minimizer[first_minimum(score, tie_tolerance)] = True  # grid is in (β, λ) order
+            tables.append(
+                grid.assign(dataset=dataset, w1=float(w1), score=score, minimizer=minimizer)
+            )
     scores = pd.concat(tables, ignore_index=True)
-    scores["minimizer"] = _minimizers(scores, tie_tolerance)
-    columns = ["dataset", "w1", "beta", "lambda", "recon_nll", "mig", "f1_norm", "f2_norm"]
-    return scores[[*columns, "score", "minimizer"]]
-
-
-def _minimizers(scores: pd.DataFrame, tie_tolerance: float) -> np.ndarray:
-    """Boolean mask of the selected row per (dataset, w1): least S, ties to least β, then λ."""
-    keys = ["dataset", "w1"]
-    best = scores.groupby(keys, sort=False)["score"].transform("min")
-    tied = scores[scores["score"] <= best + tie_tolerance]
-    chosen = tied.sort_values([*keys, "beta", "lambda"]).groupby(keys, sort=False).head(1)
-    return scores.index.isin(chosen.index)
+    columns = ["dataset", "w1", "beta", "lambda", reconstruction_column(reconstruction), MIG_COLUMN]
+    return scores[[*columns, "f1_norm", "f2_norm", "score", "minimizer"]]
 
 
 def tchebycheff_scores(
@@ -142,31 +167,35 @@ def tchebycheff_scores(
     dataset: str,
     w1: float,
     rho: float = RHO,
+    reconstruction: str = PAPER_RECONSTRUCTION_METRIC,
 ) -> pd.DataFrame:
     """S over the finetuned grid of ``dataset`` as a β × λ table (index β, columns λ).
 
     A (β, λ) missing from the grid is NaN; normalisation uses the points present.
     """
-    grid = objectives(summary, dataset)
+    grid = objectives(summary, dataset, reconstruction)
     grid["score"] = augmented_tchebycheff(grid["f1_norm"], grid["f2_norm"], w1, rho)
     return grid.pivot(index="beta", columns="lambda", values="score")
 
 
-def pareto_front(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+def pareto_front(
+    summary: pd.DataFrame, dataset: str, reconstruction: str = PAPER_RECONSTRUCTION_METRIC
+) -> pd.DataFrame:
     """The non-dominated finetuned (β, λ) of ``dataset`` for minimising (f1, f2).
 
     A point p is dominated when some q has f1(q) ≤ f1(p) and f2(q) ≤ f2(p) with at least one
     inequality strict; identical points do not dominate each other. Columns as
     :func:`objectives`, sorted by f1 (along the front from the best reconstruction).
     """
-    grid = objectives(summary, dataset)
-    f = np.column_stack([grid["recon_nll"], 1.0 - grid["mig"]])
+    grid = objectives(summary, dataset, reconstruction)
+    f1 = reconstruction_column(reconstruction)
+    f = np.column_stack([grid[f1], 1.0 - grid[MIG_COLUMN]])
     # dominates[q, p]: q is no worse than p in both objectives and better in one
     no_worse = (f[:, None, :] <= f[None, :, :]).all(axis=2)
     better = (f[:, None, :] < f[None, :, :]).any(axis=2)
     dominated = (no_worse & better).any(axis=0)
     front = grid[~dominated].assign(dataset=dataset)
-    front = front.sort_values(["recon_nll", "beta", "lambda"], ignore_index=True)
+    front = front.sort_values([f1, "beta", "lambda"], ignore_index=True)
     return front[["dataset", *grid.columns]]
 
 
@@ -175,17 +204,21 @@ def select(
     weights: Sequence[float],
     rho: float = RHO,
     tie_tolerance: float = TIE_TOLERANCE,
+    reconstruction: str = PAPER_RECONSTRUCTION_METRIC,
 ) -> pd.DataFrame:
     """The selected (β, λ) per dataset and w1 in ``weights`` (the ``selection.csv`` table).
 
-    Columns ``dataset, w1, beta, lambda, score, recon_nll, mig, f1_norm, f2_norm,
-    pareto_optimal``: the minimiser of S, its score, its objectives (f1 = ``recon_nll``,
-    f2 = 1 − ``mig``) and whether it lies on the Pareto front of its dataset.
+    Columns ``dataset, w1, beta, lambda, score, <r>, mig, f1_norm, f2_norm, pareto_optimal``:
+    the minimiser of S, its score, its objectives (f1 = <r>, the reconstruction column as in
+    :func:`objectives`; f2 = 1 − ``mig``) and whether it lies on the Pareto front of its dataset.
     """
-    scores = score_grid(summary, weights, rho, tie_tolerance)
+    scores = score_grid(summary, weights, rho, tie_tolerance, reconstruction)
     chosen = scores[scores["minimizer"]]
-    fronts = pd.concat([pareto_front(summary, dataset) for dataset in chosen["dataset"].unique()])
+    fronts = pd.concat(
+        [pareto_front(summary, dataset, reconstruction) for dataset in chosen["dataset"].unique()]
+    )
     on_front = pd.MultiIndex.from_frame(fronts[["dataset", "beta", "lambda"]])
     pareto_optimal = pd.MultiIndex.from_frame(chosen[["dataset", "beta", "lambda"]]).isin(on_front)
-    columns = ["dataset", "w1", "beta", "lambda", "score", "recon_nll", "mig", "f1_norm", "f2_norm"]
+    f1 = reconstruction_column(reconstruction)
+    columns = ["dataset", "w1", "beta", "lambda", "score", f1, MIG_COLUMN, "f1_norm", "f2_norm"]
     return chosen[columns].assign(pareto_optimal=pareto_optimal).reset_index(drop=True)

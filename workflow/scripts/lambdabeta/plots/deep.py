@@ -1,7 +1,8 @@
 """Figures of the deep experiments (Figs 4-8), each saved as PDF and PNG.
 
 Every figure function takes its tables (DataFrames, or paths of the CSV / NPZ files the pipeline
-writes) and the output paths, and draws one row of panels per dataset:
+writes) and the output paths, draws one row of panels per dataset, and returns the saved (and
+closed) Figure, whose artists say what was drawn:
 
 - :func:`fig4_beta_sweep`       stabilized β-VAEs: metrics against β, every seed and mean ± sd;
 - :func:`fig5_lambda_heatmaps`  finetuned λβ-VAEs: β × λ heatmaps of the mean metrics;
@@ -25,6 +26,7 @@ import pandas as pd
 from matplotlib.patches import Rectangle
 
 from ..aggregate import summarize
+from ..selection import PAPER_RECONSTRUCTION_METRIC, reconstruction_column
 from .heatmaps import (
     annotated_heatmap,
     annotation_fontsize,
@@ -43,7 +45,6 @@ DATASET_LABELS = {
     "shapes3d": "Shapes3D",
     "mpi3d_real": "MPI3D-real",
 }
-SWEEP_METRICS = ("recon_nll", "sap", "mig")  # the paper's panels of Figs 4-5, in its order
 MI_LABEL = "MI (nats)"
 MINIMIZER_COLOR = "red"
 
@@ -90,6 +91,15 @@ def dataset_label(name: str) -> str:
     return DATASET_LABELS.get(name, name)
 
 
+def sweep_metrics(reconstruction: str = PAPER_RECONSTRUCTION_METRIC) -> tuple[str, str, str]:
+    """The paper's panels of Figs 4-5, in its order: the NLL (the column of the
+    ``deep.reconstruction_metric``, titled by its own label: train BCE or recon. NLL), SAP, MIG."""
+    return reconstruction_column(reconstruction), "sap", "mig"
+
+
+SWEEP_METRICS = sweep_metrics()  # the paper's panels with the paper's NLL
+
+
 def tile_images(images: np.ndarray, gap: int = 2, fill: int = 255) -> np.ndarray:
     """Images k × H × W × C side by side as one H × (k·W + (k−1)·gap) × C strip."""
     _, height, _, channels = images.shape
@@ -127,15 +137,18 @@ def fig4_beta_sweep(
     pdf_path: str | os.PathLike,
     png_path: str | os.PathLike,
     *,
-    columns: Sequence[str] = SWEEP_METRICS,
+    columns: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
-) -> None:
+    reconstruction: str = PAPER_RECONSTRUCTION_METRIC,
+) -> plt.Figure:
     """Fig 4: stabilized β-VAEs, each metric of ``columns`` against β (log2 axis).
 
     One row per dataset, one column per metric; every seed is a dot, the line is the mean over
     seeds with ± one sample standard deviation as error bars. Reads the ``deep_metrics`` table.
+    ``columns`` defaults to the paper's panels, the NLL being the ``reconstruction`` metric.
     """
     use_style()
+    columns = sweep_metrics(reconstruction) if columns is None else columns
     runs = _phase_rows(_read_table(metrics), "stabilize", "Fig 4")
     names = _datasets(runs, datasets)
     summary = summarize(runs, columns)
@@ -190,6 +203,7 @@ def fig4_beta_sweep(
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=2, frameon=False)
     save_figure(fig, pdf_path, png_path)
+    return fig
 
 
 def _set_log2_ticks(axes: Sequence[plt.Axes], betas: np.ndarray, panel_width: float) -> None:
@@ -217,15 +231,18 @@ def fig5_lambda_heatmaps(
     pdf_path: str | os.PathLike,
     png_path: str | os.PathLike,
     *,
-    columns: Sequence[str] = SWEEP_METRICS,
+    columns: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
-) -> None:
+    reconstruction: str = PAPER_RECONSTRUCTION_METRIC,
+) -> plt.Figure:
     """Fig 5: finetuned λβ-VAEs, β × λ heatmaps of the mean over seeds of each metric.
 
     One row per dataset, one column per metric; each heatmap has its own colour scale, shared by
     all its (β, λ) cells. Reads the ``deep_summary`` table (``<metric>_mean`` columns).
+    ``columns`` defaults to the paper's panels, the NLL being the ``reconstruction`` metric.
     """
     use_style()
+    columns = sweep_metrics(reconstruction) if columns is None else columns
     table = _phase_rows(_read_table(summary), "finetune", "Fig 5")
     names = _datasets(table, datasets)
     n_betas, n_lambdas = table["beta"].nunique(), table["lambda"].nunique()
@@ -242,6 +259,7 @@ def fig5_lambda_heatmaps(
                 ax.set_ylabel("")
         label_row(axes[row, 0], dataset_label(name))
     save_figure(fig, pdf_path, png_path)
+    return fig
 
 
 # ---- Fig 6 ----------------------------------------------------------------------------------
@@ -254,7 +272,7 @@ def fig6_tchebycheff(
     png_path: str | os.PathLike,
     *,
     datasets: Sequence[str] | None = None,
-) -> None:
+) -> plt.Figure:
     """Fig 6: β × λ heatmaps of the augmented Tchebycheff score S, one column per w1.
 
     Reads the long ``tchebycheff_scores`` table (columns ``dataset, w1, beta, lambda, score,
@@ -283,6 +301,7 @@ def fig6_tchebycheff(
                 ax.set_ylabel("")
         label_row(axes[row, 0], dataset_label(name))
     save_figure(fig, pdf_path, png_path)
+    return fig
 
 
 def _mark_minimizer(ax: plt.Axes, frame: pd.DataFrame, chosen: pd.DataFrame) -> None:
@@ -344,7 +363,7 @@ def fig7_reconstructions(
     png_path: str | os.PathLike,
     *,
     max_images: int | None = None,
-) -> None:
+) -> plt.Figure:
     """Fig 7: original images (top row) and their reconstructions, one row per setting.
 
     ``reconstructions[i]`` is the ``reconstructions.npz`` of the model ``settings[i]`` (a mapping
@@ -379,6 +398,7 @@ def fig7_reconstructions(
         _draw_strips(ax, strips, labels if ax is axes[0, 0] or labels_differ else None)
         ax.set_title(dataset_label(name))
     save_figure(fig, pdf_path, png_path)
+    return fig
 
 
 def _reconstruction_strips(
@@ -429,7 +449,7 @@ def fig8_mi_heatmaps(
     png_path: str | os.PathLike,
     *,
     annotate: bool = True,
-) -> None:
+) -> plt.Figure:
     """Fig 8: latent × factor mutual information (nats) of chosen models.
 
     ``mi_matrices[i]`` is the ``mi_matrix.csv`` (columns ``latent, <factor names…>``) of the
@@ -484,6 +504,7 @@ def fig8_mi_heatmaps(
         fig.colorbar(mesh, ax=list(axes[row]), label=MI_LABEL, fraction=0.04, pad=0.02)
         label_row(axes[row, 0], dataset_label(name))
     save_figure(fig, pdf_path, png_path)
+    return fig
 
 
 def _mi_text(value: float) -> str:

@@ -6,7 +6,7 @@ Heatmaps put β on the vertical axis, increasing upwards; colours run so that br
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -1,0 +1,104 @@
+"""After a finished linear study, each setting reruns exactly the jobs whose results it changes
+(real Snakemake on a tiny linear-only config)."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+from workflow_runner import snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "linear": {
+        "dims": [{"n": 12, "m": 3, "s": 2}],
+        "restarts": 2,
+        "betas": [1, 8],
+        "lambdas": [0, 4],
+        "methods": ["fixed_point", "adamw"],
+        "adamw": {"steps": 100, "lr": 1.0e-2},
+        "contraction": {"betas": [2, 4], "lambdas": [0, 2], "iterations": 10, "restarts": 2},
+    },
+    "deep": {"datasets": [], "betas": [1], "lambdas": [0], "seeds": [0]},
+    "resources": {"linear": {"threads": 1}},
+}
+DIMS = "results/linear/n12_m3_s2"
+TABLES_AND_FIGURES = {
+    "linear_tables": {"results/tables/linear_metrics.csv", "results/tables/linear_summary.csv"},
+    "fig2_linear_beta_sweep": {
+        f"results/figures/fig2_linear_beta_sweep.{e}" for e in ("pdf", "png")
+    },
+    "fig3_linear_lambda_heatmaps": {
+        f"results/figures/fig3_linear_lambda_heatmaps.{e}" for e in ("pdf", "png")
+    },
+}
+CONTRACTION = {
+    "linear_contraction": {f"{DIMS}/contraction.csv"},
+    "fig_linear_contraction": {
+        f"results/figures/fig_linear_contraction.{e}" for e in ("pdf", "png")
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("linear_rerun")
+    snakemake(workdir, "--cores", "1", config=write_config(workdir, TINY))
+    return workdir
+
+
+def planned(workdir, config: dict) -> dict[str, set[str]]:
+    """The outputs of each job `snakemake -n` plans under ``config``, by rule (without `all`)."""
+    result = snakemake(workdir, "-n", config=write_config(workdir, config, name="changed.yaml"))
+    jobs: dict[str, set[str]] = {}
+    rule = None
+    for line in result.stdout.splitlines():
+        if match := re.fullmatch(r"(?:local)?rule (\w+):", line.strip()):
+            rule = match[1]
+        elif rule and (match := re.fullmatch(r"output: (.*)", line.strip())):
+            jobs.setdefault(rule, set()).update(match[1].split(", "))
+    jobs.pop("all", None)
+    return jobs
+
+
+def changed(path: str, value) -> dict:
+    """TINY with the dotted key ``path`` set to ``value``."""
+    config = copy.deepcopy(TINY)
+    *parents, key = path.split(".")
+    node = config
+    for parent in parents:
+        node = node.setdefault(parent, {})
+    node[key] = value
+    return config
+
+
+def study(method: str) -> dict[str, set[str]]:
+    return {"linear_study": {f"{DIMS}/{method}.csv"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("resources.linear.threads", 2, {}),
+        ("linear.adamw.check_every", 7, {}),  # tol = 0: never checked
+        ("linear.contraction.iterations", 12, CONTRACTION),
+        ("linear.adamw.lr", 2.0e-2, study("adamw") | TABLES_AND_FIGURES),
+        ("linear.fixed_point.tol", 1.0e-8, study("fixed_point") | TABLES_AND_FIGURES),
+        (
+            "linear.betas",
+            [1, 8, 16],
+            {"linear_study": {f"{DIMS}/adamw.csv", f"{DIMS}/fixed_point.csv"}} | TABLES_AND_FIGURES,
+        ),
+    ],
+    ids=["threads", "check_every", "contraction", "adamw_lr", "fixed_point_tol", "one_more_beta"],
+)
+def test_a_change_plans_exactly_the_jobs_it_affects(finished, path, value, expected):
+    assert planned(finished, TINY) == {}, "the finished run must be up to date"
+    jobs = planned(finished, changed(path, value))
+    # the verdicts of the claims are judged from every linear table, so they follow any change
+    # of one; nothing else may
+    claims = jobs.pop("claims", None)
+    assert jobs == expected
+    assert claims is None or expected

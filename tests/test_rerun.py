@@ -1,0 +1,136 @@
+"""Caching is correctness: after a finished run, settings that cannot change a result plan no
+job, and a science change plans exactly the jobs it affects (real Snakemake, tiny deep grid)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import pytest
+import yaml
+from upstream_files import dsprites_arrays, write_npz
+from workflow_runner import snakemake, write_config
+
+pytestmark = pytest.mark.slow
+
+# the selection table needs every stage: fetch, prepare, train (both phases), evaluate, tables
+TARGETS = ("results/tables/selection.csv",)
+
+
+def tiny_deep_config(upstream) -> dict:
+    checksum = "md5:" + hashlib.md5(upstream.read_bytes()).hexdigest()
+    return {
+        "datasets": {
+            "toy": {
+                "format": "dsprites_npz",
+                "file": "toy.npz",
+                # never contacted: the local copy is used
+                "urls": ["http://127.0.0.1:9/toy.npz"],
+                "checksum": checksum,
+                "local_path": str(upstream),
+            }
+        },
+        "deep": {
+            "datasets": ["toy"],
+            "betas": [1, 4],
+            "lambdas": [0, 8],
+            "seeds": [0],
+            "latent_dim": 2,
+            "train": {
+                "batch_size": 8,
+                "lr": 1.0e-3,
+                "stabilize_steps": 6,
+                "finetune_steps": 4,
+                "checkpoint_every": 3,
+                "log_every": 2,
+                "device": "cpu",
+            },
+            "evaluate": {
+                "num_train": 30,
+                "num_test": 10,
+                "batch_size": 10,
+                "bce_window": 2,
+                "reconstruction_images": 2,
+            },
+        },
+        "resources": {
+            stage: {"threads": 1, "gpu": 0, "mem_mb": 1000, "runtime": 10}
+            for stage in ("prepare", "stabilize", "finetune", "evaluate")
+        },
+    }
+
+
+def planned(workdir, config: dict) -> dict[str, int]:
+    """Jobs per rule that `snakemake -n` plans for TARGETS under ``config``."""
+    path = write_config(workdir, config, name="changed.yaml")
+    result = snakemake(workdir, *TARGETS, "-n", "--quiet", "rules", config=path)
+    counts = {}
+    for line in result.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def changed(config: dict, path: str, value) -> dict:
+    """A copy of ``config`` with the dotted key ``path`` set to ``value``."""
+    config = copy.deepcopy(config)
+    *parents, key = path.split(".")
+    node = config
+    for parent in parents:
+        node = node.setdefault(parent, {})
+    node[key] = value
+    return config
+
+
+LOGISTICS = [
+    ("resources.stabilize.threads", 2),
+    ("resources.evaluate.threads", 2),
+    ("resources.finetune.mem_mb", 3000),
+    ("resources.stabilize.runtime", 99),
+    ("resources.jobs_per_gpu", 3),
+    ("deep.train.checkpoint_every", 2),
+    ("deep.train.device", "auto"),
+    ("deep.train.channels_last", False),
+    ("deep.train.cuda_graphs", True),
+    ("deep.evaluate.batch_size", 5),
+    ("datasets.toy.urls", ["http://127.0.0.1:9/toy.npz", "http://127.0.0.2:9/toy.npz"]),
+]
+
+
+def test_only_science_reruns_jobs(tmp_path):
+    (tmp_path / "upstream").mkdir()
+    upstream = write_npz(tmp_path / "upstream" / "toy.npz", dsprites_arrays())
+    config = tiny_deep_config(upstream)
+    snakemake(tmp_path, "--cores", "2", *TARGETS, config=write_config(tmp_path, config))
+    assert planned(tmp_path, config) == {}
+
+    # all logistics changed at once plan nothing, hence neither does any one of them (a job
+    # reruns when any of its params differs); on failure, name the keys that plan jobs
+    everything = config
+    for key, value in LOGISTICS:
+        everything = changed(everything, key, value)
+    if planned(tmp_path, everything):
+        culprits = {key: planned(tmp_path, changed(config, key, value)) for key, value in LOGISTICS}
+        pytest.fail(f"logistics keys rerun jobs: { {k: v for k, v in culprits.items() if v} }")
+
+    # the learning rate changes every training, hence everything downstream of it
+    assert planned(tmp_path, changed(config, "deep.train.lr", 2.0e-3)) == {
+        "stabilize": 2, "finetune": 4, "evaluate": 6, "deep_tables": 1,
+        "select_hyperparameters": 1,
+    }  # fmt: skip
+    # the finetune's step count only the finetunes
+    assert planned(tmp_path, changed(config, "deep.train.finetune_steps", 5)) == {
+        "finetune": 4, "evaluate": 4, "deep_tables": 1, "select_hyperparameters": 1,
+    }  # fmt: skip
+    # one more β trains only its own runs
+    assert planned(tmp_path, changed(config, "deep.betas", [1, 4, 16])) == {
+        "stabilize": 1, "finetune": 2, "evaluate": 3, "deep_tables": 1,
+        "select_hyperparameters": 1,
+    }  # fmt: skip
+    # an evaluation setting re-evaluates every model and retrains none
+    assert planned(tmp_path, changed(config, "deep.evaluate.num_bins", 10)) == {
+        "evaluate": 6, "deep_tables": 1, "select_hyperparameters": 1,
+    }  # fmt: skip
+    # the config file on disk is untouched by all of this
+    assert yaml.safe_load((tmp_path / "test.yaml").read_text()) == config

@@ -1,0 +1,56 @@
+# The paper's claims judged from the tables alone (so `--allowed-rules claims` re-judges existing
+# tables), and the paired-by-seed effect of λ behind the deep claims.
+
+
+rule claims:
+    input:
+        unpack(claims_inputs),
+    output:
+        table=report(
+            "results/tables/claims.csv",
+            caption="../report/claims.rst",
+            category="Claims",
+            labels={"table": "verdicts"},
+        ),
+        markdown="results/tables/claims.md",
+        verdicts="results/tables/claims_verdicts.rst",
+    log:
+        "logs/tables/claims.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        claims=config["claims"],
+        reconstruction_metric=DEEP.get("reconstruction_metric"),
+        rho=config["selection"]["rho"],
+        linear_dims=LINEAR["dims"] if LINEAR else [],
+        mpi3d_dataset=mpi3d_dataset(),
+        mi_runs=[
+            {k: v for k, v in record.items() if k != "path"} for record in concentration_runs()
+        ],
+        figure_seed=config["figures"]["seed"],
+    script:
+        "../scripts/claims.py"
+
+
+rule lambda_effect:
+    input:
+        metrics="results/tables/deep_metrics.csv",
+    output:
+        table=report(
+            "results/tables/lambda_effect.csv",
+            caption="../report/lambda_effect.rst",
+            category="Claims",
+            labels={"table": "effect of λ"},
+        ),
+        markdown="results/tables/lambda_effect.md",
+    log:
+        "logs/tables/lambda_effect.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        resamples=config["claims"]["bootstrap_resamples"],
+        seed=config["claims"]["bootstrap_seed"],
+    script:
+        "../scripts/lambda_effect.py"

@@ -1,0 +1,122 @@
+"""The effect of λ: paired-by-seed changes of the finetuned models against λ = 0 at the same β.
+
+Every finetune of one stabilized model (dataset, β, seed) starts from the same weights, so the
+change a λ makes is measured within a seed: for each metric x and each λ > 0,
+
+    d_s = x(β, λ, seed s) − x(β, λ = 0, seed s),
+
+over the seeds s that have both runs, and the change is the mean of the d_s with its 95 %
+percentile bootstrap interval over seeds (:func:`lambdabeta.statistics.bootstrap_mean`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .aggregate import DISPLAY_DECIMALS, MARKDOWN_HEADERS, _fixed, _markdown_table
+from .statistics import Interval, bootstrap_mean
+
+FINETUNE = "finetune"
+BASELINE_LAMBDA = 0.0
+EFFECT_METRICS = ("train_bce", "recon_nll", "mig", "sap", "im", "active_latents")
+"""The metrics of the λ effect table: both reconstruction measures, then the disentanglement and
+information measures."""
+
+
+def paired_differences(
+    metrics: pd.DataFrame, dataset: str, beta: float, lam: float, column: str
+) -> pd.Series:
+    """d_s = x(β, λ, s) − x(β, λ = 0, s) of the finetuned runs, indexed by seed (ascending).
+
+    Only seeds with both runs and finite values take part. Empty when either setting is absent.
+    """
+    runs = metrics[
+        (metrics["dataset"] == dataset) & (metrics["phase"] == FINETUNE) & (metrics["beta"] == beta)
+    ]
+    treated = runs[runs["lambda"] == lam].set_index("seed")[column]
+    baseline = runs[runs["lambda"] == BASELINE_LAMBDA].set_index("seed")[column]
+    differences = (treated - baseline).dropna().sort_index()
+    return differences[differences.map(math.isfinite)]
+
+
+def lambda_change(
+    metrics: pd.DataFrame,
+    dataset: str,
+    beta: float,
+    lam: float,
+    column: str,
+    resamples: int,
+    seed: int,
+) -> Interval:
+    """Mean paired change of ``column`` from λ = 0 to ``lam`` at ``beta``, with its interval."""
+    differences = paired_differences(metrics, dataset, beta, lam, column)
+    return bootstrap_mean(differences.to_numpy(), resamples, seed)
+
+
+def lambda_effects(
+    metrics: pd.DataFrame,
+    resamples: int,
+    seed: int,
+    columns: Sequence[str] = EFFECT_METRICS,
+) -> pd.DataFrame:
+    """The λ effect table: one row per dataset, β and λ > 0 of the finetuned grid.
+
+    Columns ``dataset, beta, lambda, n_seeds``, then per metric x of ``columns``
+    ``x_change, x_ci_low, x_ci_high``: the mean paired change against λ = 0 at the same β and
+    its 95 % interval. ``n_seeds`` counts the seeds paired for the first metric. A grid without
+    λ = 0 gives an empty table (there is nothing to compare with).
+    """
+    missing = [
+        c for c in ("dataset", "phase", "beta", "lambda", "seed", *columns) if c not in metrics
+    ]
+    if missing:
+        raise ValueError(f"the metrics table lacks the columns {missing}")
+    finetuned = metrics[metrics["phase"] == FINETUNE]
+    rows = []
+    for (dataset, beta), runs in finetuned.groupby(["dataset", "beta"], sort=True):
+        if not (runs["lambda"] == BASELINE_LAMBDA).any():
+            continue
+        for lam in sorted(runs.loc[runs["lambda"] > BASELINE_LAMBDA, "lambda"].unique()):
+            row = {"dataset": dataset, "beta": beta, "lambda": lam}
+            for i, column in enumerate(columns):
+                change = lambda_change(metrics, dataset, beta, lam, column, resamples, seed)
+                if i == 0:
+                    row["n_seeds"] = change.n
+                row |= {
+                    f"{column}_change": change.estimate,
+                    f"{column}_ci_low": change.low,
+                    f"{column}_ci_high": change.high,
+                }
+            rows.append(row)
+    header = ["dataset", "beta", "lambda", "n_seeds"]
+    header += [f"{c}_{part}" for c in columns for part in ("change", "ci_low", "ci_high")]
+    return pd.DataFrame(rows, columns=header)
+
+
+def lambda_effects_markdown(effects: pd.DataFrame, columns: Sequence[str] = EFFECT_METRICS) -> str:
+    """The λ effect table as Markdown, one table per dataset; cells read ``change [low, high]``."""
+    lines = [
+        "# The effect of λ: paired change against λ = 0 at the same β",
+        "",
+        "Mean over seeds of x(β, λ, seed) − x(β, 0, seed), with its 95 % bootstrap interval over "
+        "seeds in brackets.",
+        "",
+    ]
+    if effects.empty:
+        return "\n".join([*lines, "No finetuned λ > 0 has a λ = 0 run to compare with.", ""])
+    for dataset, block in effects.groupby("dataset", sort=False):
+        header = ["β", "λ", "seeds", *(MARKDOWN_HEADERS.get(c, c) for c in columns)]
+        rows = []
+        for _, row in block.iterrows():
+            cells = []
+            for column in columns:
+                digits = DISPLAY_DECIMALS.get(column, 3)
+                low = _fixed(row[f"{column}_ci_low"], digits, True)
+                high = _fixed(row[f"{column}_ci_high"], digits, True)
+                cells.append(f"{_fixed(row[f'{column}_change'], digits, True)} [{low}, {high}]")
+            rows.append([f"{row['beta']:g}", f"{row['lambda']:g}", f"{row['n_seeds']:d}", *cells])
+        lines += [f"## {dataset}", "", _markdown_table(header, rows), ""]
+    return "\n".join(lines)

@@ -1,0 +1,97 @@
+"""The linear-Gaussian λβ-VAE in closed form (paper §3-4, §5.1).
+
+Data model: factors V ~ N(0, Σ_V) with Σ_V diagonal, observations Y = ΓV + noise,
+Σ_Y = ΓΣ_VΓᵀ + σ²I_n. Encoder X = BY + W, W ~ N(0, Σ_W); decoder Ŷ = AX + Z, Z ~ N(0, Σ_Z);
+prior N(0, I_m). Every term of the objective is a function of covariances (no sampling).
+
+Modules, one concern each:
+
+- ``instance``          the instance (Γ, Σ_V, σ²), its files and seeds
+- ``objective``         closed-form NLL, KL, L2, the loss, the optimal decoder and encoder
+- ``parameterization``  AdamW's covariance parameterisations, the loss and its gradients
+- ``fixed_point``       fixed-point iteration of Lemma 4.2
+- ``adamw``             batched AdamW
+- ``starts``            the restarts' starting points (``linear.init``)
+- ``coupling``          SAP, I_m, I(X; V) and distances from the trivial solution
+- ``study``             a (β, λ) grid → its table; the contraction traces
+- ``settings``          typed settings from the config (``LinearSettings``)
+- ``jobs``              one job description per rule, from those settings
+- ``reference``         per-restart reference solvers (tests and benchmarks)
+
+The public names of those modules are importable from here. They are loaded on first use, so
+that importing ``lambdabeta.linear.settings`` (standard library only) does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "instance": (
+        "DTYPE",
+        "Instance",
+        "Operators",
+        "derived_seed",
+        "load_instance",
+        "make_instance",
+        "random_instance",
+        "save_instance",
+        "starts_seed",
+    ),
+    "objective": (
+        "Params",
+        "decoder_optimum",
+        "encoder_optimum",
+        "loss",
+        "objective_terms",
+        "stationarity_residual",
+    ),
+    "parameterization": ("LogCholesky", "ProjectedCholesky", "parameterization_named"),
+    "fixed_point": ("FixedPointResult", "run_fixed_point"),
+    "adamw": ("GRADIENT_BLOCK", "AdamWResult", "blockwise_loss_and_gradients", "run_adamw"),
+    "starts": ("INITS", "initial_params", "random_spd"),
+    "coupling": (
+        "distances_from_trivial",
+        "im_from_mutual_information",
+        "mutual_information_from_correlations",
+        "sap_from_correlations",
+        "squared_correlations",
+        "total_mutual_information",
+    ),
+    "study": (
+        "GridEntries",
+        "contraction_traces",
+        "grid_entries",
+        "metrics_table",
+        "run_contraction",
+        "run_grid",
+        "run_study",
+    ),
+    "settings": ("AdamWSettings", "ContractionSettings", "LinearSettings"),
+    "jobs": (
+        "AdamWRun",
+        "ContractionJob",
+        "Dims",
+        "FixedPointSettings",
+        "InstanceJob",
+        "StudyJob",
+    ),
+    "reference": ("adamw_reference", "fixed_point_reference"),
+}
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,213 @@
+"""AdamW on (A, B, raw factors of Σ_Z and Σ_W) of every restart and grid point at once.
+
+Adam is elementwise, so one update of the stacked parameters is exactly one update of each
+entry. Gradients are closed forms (``parameterization``), never an autograd graph, and the update
+is PyTorch's fused AdamW kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .instance import DTYPE, Instance, Operators
+from .objective import Params, frob2
+from .parameterization import LogCholesky, Parameterization
+
+# Gradients are computed for this many entries at a time: their n × n temporaries then stay in
+# the CPU cache, which makes a step of 1,250 entries at n = 100 2.5 times faster.
+GRADIENT_BLOCK = 16
+
+GradClip = float | tuple[float, float] | None
+REPORTS = ("best", "last")
+
+
+@dataclass
+class AdamWResult:
+    params: Params  # the reported iterate of each entry
+    iterations: torch.Tensor  # steps run per entry
+    converged: torch.Tensor  # bool per entry: stopped early by the loss-change rule
+    reported_iteration: torch.Tensor  # number of steps taken by the reported iterate
+
+
+def clip_gradients_(grads: list[torch.Tensor], grad_clip: GradClip) -> None:
+    """Rescale each entry's gradients in place so that their norm is at most the threshold.
+
+    ``grad_clip`` is one threshold for the norm of all four gradients together, or a pair of
+    thresholds for the groups (A, B) and (Σ_Z and Σ_W factors) separately, or None (no clip).
+    Each group of each entry gets g ← g · min(1, c / ‖g‖), as ``torch.nn.utils.clip_grad_norm_``.
+    """
+    if not grad_clip:
+        return
+    if isinstance(grad_clip, tuple | list):
+        groups = [(grads[:2], grad_clip[0]), (grads[2:], grad_clip[1])]
+    else:
+        groups = [(grads, grad_clip)]
+    for group, threshold in groups:
+        norm = torch.sqrt(sum(frob2(g) for g in group))
+        scale = torch.clamp(threshold / (norm + 1e-12), max=1.0).reshape(-1, 1, 1)
+        for g in group:
+            g.mul_(scale)
+
+
+def run_adamw(
+    instance: Instance,
+    init: Params,
+    beta: torch.Tensor,
+    lam: torch.Tensor,
+    steps: int,
+    lr: float,
+    weight_decay: float,
+    grad_clip: GradClip,
+    tol: float = 0.0,
+    check_every: int = 500,
+    parameterization: Parameterization = LogCholesky(),  # noqa: B008 (immutable)
+    report: str = "last",
+) -> AdamWResult:
+    """``steps`` AdamW steps (decoupled weight decay) from ``init`` for every entry at once.
+
+    Gradient clipping acts on each entry on its own (``clip_gradients_``). After each step the
+    covariance factors are projected as the parameterisation requires. With ``tol > 0`` an entry
+    stops (and leaves the batch) once its loss has changed by less than ``tol·(1 + |loss|)`` over
+    the last ``check_every`` steps; ``tol = 0`` runs every step.
+
+    ``report="last"`` returns each entry's final iterate; ``report="best"`` the iterate with the
+    lowest loss among all iterates it visited, the final one included (the authors' protocol).
+    """
+    if report not in REPORTS:
+        raise ValueError(f"report must be one of {REPORTS}, got {report!r}")
+    ops = Operators(instance)
+    entries = init.a.shape[0]
+    beta = beta.reshape(-1).to(DTYPE)
+    lam = lam.reshape(-1).to(DTYPE)
+    tensors = [
+        init.a.to(DTYPE).clone(),
+        init.b.to(DTYPE).clone(),
+        parameterization.raw_from_covariance(init.sigma_z),
+        parameterization.raw_from_covariance(init.sigma_w),
+    ]
+    all_beta, all_lam = beta, lam
+    optimizer = _adamw_optimizer(tensors, lr, weight_decay)
+    final = [t.clone() for t in tensors]
+    best = _BestIterates(tensors) if report == "best" else None
+    iterations = torch.full((entries,), steps, dtype=torch.long)
+    converged = torch.zeros(entries, dtype=torch.bool)
+    active = torch.arange(entries)
+    last_loss = None
+
+    for step in range(1, steps + 1):
+        losses, grads = blockwise_loss_and_gradients(parameterization, ops, tensors, beta, lam)
+        if best is not None:
+            best.offer(active, losses, tensors, iteration=step - 1)
+        clip_gradients_(grads, grad_clip)
+        for t, g in zip(tensors, grads, strict=True):
+            t.grad = g
+        optimizer.step()
+        parameterization.project_(tensors[2])
+        parameterization.project_(tensors[3])
+        if tol > 0 and step % check_every == 0:
+            if last_loss is not None:
+                done = (losses - last_loss).abs() < tol * (1.0 + losses.abs())
+                if done.any():
+                    finished = active[done]
+                    for f, t in zip(final, tensors, strict=True):
+                        f[finished] = t[done]
+                    iterations[finished], converged[finished] = step, True
+                    keep = ~done
+                    active, beta, lam, losses = active[keep], beta[keep], lam[keep], losses[keep]
+                    if active.numel() == 0:
+                        break
+                    tensors, optimizer = _compact_adamw(optimizer, tensors, keep, lr, weight_decay)
+            last_loss = losses
+    with torch.no_grad():
+        for f, t in zip(final, tensors, strict=True):
+            f[active] = t
+    reported, reported_iteration = final, iterations.clone()
+    if best is not None:
+        final_loss, _ = blockwise_loss_and_gradients(
+            parameterization, ops, final, all_beta, all_lam
+        )
+        best.offer(torch.arange(entries), final_loss, final, iteration=iterations)
+        reported, reported_iteration = best.tensors, best.iteration
+    params = Params(
+        a=reported[0],
+        b=reported[1],
+        sigma_z=parameterization.covariance(reported[2]),
+        sigma_w=parameterization.covariance(reported[3]),
+    )
+    return AdamWResult(params, iterations, converged, reported_iteration)
+
+
+class _BestIterates:
+    """The lowest-loss iterate seen so far of every entry, with its loss and step count."""
+
+    def __init__(self, tensors: list[torch.Tensor]):
+        entries = tensors[0].shape[0]
+        self.tensors = [t.clone() for t in tensors]
+        self.loss = torch.full((entries,), torch.inf, dtype=DTYPE)
+        self.iteration = torch.zeros(entries, dtype=torch.long)
+
+    def offer(
+        self,
+        entries: torch.Tensor,
+        losses: torch.Tensor,
+        tensors: list[torch.Tensor],
+        iteration: int | torch.Tensor,
+    ) -> None:
+        """Keep the iterates ``tensors`` (of ``entries``) whose loss beats the best so far."""
+        rows = torch.nonzero(losses < self.loss[entries]).squeeze(1)
+        if rows.numel() == 0:
+            return
+        improved = entries[rows]
+        self.loss[improved] = losses[rows]
+        for kept, t in zip(self.tensors, tensors, strict=True):
+            kept[improved] = t.detach()[rows]
+        if isinstance(iteration, torch.Tensor):
+            iteration = iteration[rows]
+        self.iteration[improved] = iteration
+
+
+def blockwise_loss_and_gradients(
+    parameterization: Parameterization,
+    ops: Operators,
+    tensors: list[torch.Tensor],
+    beta: torch.Tensor,
+    lam: torch.Tensor,
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The parameterisation's loss and gradients over ``GRADIENT_BLOCK`` entries at a time."""
+    losses = torch.empty(len(beta), dtype=DTYPE)
+    grads = [torch.empty_like(t) for t in tensors]
+    for start in range(0, len(beta), GRADIENT_BLOCK):
+        block = slice(start, start + GRADIENT_BLOCK)
+        value, block_grads = parameterization.loss_and_gradients(
+            ops, *(t[block] for t in tensors), beta[block], lam[block]
+        )
+        losses[block] = value
+        for full, part in zip(grads, block_grads, strict=True):
+            full[block] = part
+    return losses, grads
+
+
+def _adamw_optimizer(tensors: list[torch.Tensor], lr: float, weight_decay: float):
+    return torch.optim.AdamW(tensors, lr=lr, weight_decay=weight_decay, fused=True)
+
+
+def _compact_adamw(
+    optimizer: torch.optim.AdamW,
+    tensors: list[torch.Tensor],
+    keep: torch.Tensor,
+    lr: float,
+    weight_decay: float,
+) -> tuple[list[torch.Tensor], torch.optim.AdamW]:
+    """Drop finished entries from the parameters and from AdamW's moment estimates."""
+    kept = [t.detach()[keep] for t in tensors]
+    compacted = _adamw_optimizer(kept, lr, weight_decay)
+    for old, new in zip(tensors, kept, strict=True):
+        state = optimizer.state[old]
+        compacted.state[new] = {
+            "step": state["step"].clone(),
+            "exp_avg": state["exp_avg"][keep],
+            "exp_avg_sq": state["exp_avg_sq"][keep],
+        }
+    return kept, compacted

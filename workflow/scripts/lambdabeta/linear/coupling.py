@@ -1,0 +1,80 @@
+"""What a solution keeps of the factors, from the joint covariance of (X, V) in closed form.
+
+With X = BY + W and Y = ΓV + noise, Cov(X, V) = Σ_XV = BΓΣ_V and Σ_X = BΣ_YBᵀ + Σ_W. SAP and
+I_m are the scores of ``lambdabeta.metrics`` applied to the exact latent × factor matrices
+(squared correlations and Gaussian mutual informations) instead of estimates from samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..metrics import matched_information, top_two_gap
+from .instance import DTYPE, Instance, Operators
+from .objective import Params, logdet_spd, sym
+
+
+def squared_correlations(instance: Instance, params: Params) -> np.ndarray:
+    """S_ij = (Σ_XV)_ij² / ((Σ_X)_ii (Σ_V)_jj) with Σ_XV = BΓΣ_V; shape (…, m, s).
+
+    S_ij is the squared correlation of latent X_i with factor V_j.
+    """
+    ops = Operators(instance)
+    b, sigma_w = params.b, params.sigma_w
+    sigma_x_diag = torch.diagonal(b @ ops.sigma_y_times(b.mT) + sigma_w, 0, -2, -1)
+    cross = (b @ ops.gamma) * ops.factor_var  # Σ_XV = BΓΣ_V
+    s = cross**2 / (sigma_x_diag.unsqueeze(-1) * ops.factor_var)
+    return s.numpy()
+
+
+def sap_from_correlations(s: np.ndarray) -> np.ndarray:
+    """SAP = mean_j (largest S_·j − second largest S_·j), for S of shape (…, m, s)."""
+    flat = s.reshape(-1, *s.shape[-2:])
+    scores = np.array([top_two_gap(matrix).mean() for matrix in flat])
+    return scores.reshape(s.shape[:-2])
+
+
+def mutual_information_from_correlations(s: np.ndarray) -> np.ndarray:
+    """I(X_i; V_j) = −½ log(1 − S_ij) for jointly Gaussian scalars, in nats."""
+    return -0.5 * np.log1p(-np.clip(s, 0.0, 1.0 - 1e-15))
+
+
+def im_from_mutual_information(mi: np.ndarray) -> np.ndarray:
+    """I_m = max over one-to-one latent↔factor assignments of Σ I(X_i; V_j) (Hungarian)."""
+    flat = mi.reshape(-1, *mi.shape[-2:])
+    scores = np.array([matched_information(matrix) for matrix in flat])
+    return scores.reshape(mi.shape[:-2])
+
+
+def total_mutual_information(instance: Instance, params: Params) -> torch.Tensor:
+    """I(X; V) in nats: ½ log(|Σ_X| / |Σ_X − Σ_XVΣ_V⁻¹Σ_VX|).
+
+    Σ_XVΣ_V⁻¹Σ_VX = BΓΣ_VΓᵀBᵀ, so the conditional covariance is Σ_X|V = σ²BBᵀ + Σ_W (what is
+    left of X once V is known: the encoded observation noise and the encoder noise).
+    """
+    ops = Operators(instance)
+    b, sigma_w = params.b, params.sigma_w
+    sigma_x = b @ ops.sigma_y_times(b.mT) + sigma_w
+    conditional = ops.noise_var * (b @ b.mT) + sigma_w
+    return 0.5 * (logdet_spd(sym(sigma_x)) - logdet_spd(sym(conditional)))
+
+
+def distances_from_trivial(instance: Instance, params: Params) -> dict[str, torch.Tensor]:
+    """How far a solution is from Theorem 3.2's trivial one (A = 0, B = 0, Σ_W = I, Σ_Z = Σ_Y).
+
+    a_norm = ‖A‖_F, b_norm = ‖B‖₂, sigma_w_dist = ‖Σ_W − I‖_F/√m and
+    sigma_z_dist = ‖Σ_Z − Σ_Y‖_F/‖Σ_Y‖_F; all four are 0 at the trivial solution.
+    """
+    m = params.sigma_w.shape[-1]
+    sigma_y = torch.as_tensor(instance.sigma_y(), dtype=DTYPE)
+    eye_m = torch.eye(m, dtype=DTYPE)
+    return {
+        "a_norm": torch.linalg.matrix_norm(params.a),
+        "b_norm": torch.linalg.matrix_norm(params.b, ord=2),
+        "sigma_w_dist": torch.linalg.matrix_norm(params.sigma_w - eye_m) / math.sqrt(m),
+        "sigma_z_dist": torch.linalg.matrix_norm(params.sigma_z - sigma_y)
+        / torch.linalg.matrix_norm(sigma_y),
+    }

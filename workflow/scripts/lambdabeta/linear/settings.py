@@ -1,0 +1,260 @@
+"""Typed settings of the linear-Gaussian study, built from the validated ``linear`` config section.
+
+``LinearSettings.from_config`` reads the section (its defaults filled in by the config schema,
+``workflow/schemas/config.schema.yaml``; the defaults of the classes here are the same values,
+held equal by a test) and hands out one job description per rule (``lambdabeta.linear.jobs``):
+
+- ``InstanceJob``: what the instance file of one ``dims`` entry depends on;
+- ``StudyJob``: one method on one instance, with the settings of that method only;
+- ``ContractionJob``: the fixed-point traces of the contraction figure.
+
+A job's ``science()`` is what its rule puts in ``params``. Threads are logistics: the entry
+scripts take them from the scheduler.
+
+Settings that differ by problem size are given per n: ``{50: 30000, 100: 50000}`` (a mapping
+from n to the value) or one value for every n.
+
+This module uses the standard library only: the workflow definition imports it in the Snakemake
+process, whose environment need not have the project's dependencies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .jobs import (
+    AdamWRun,
+    ContractionJob,
+    Dims,
+    FixedPointSettings,
+    GradClip,
+    InstanceJob,
+    StudyJob,
+    as_grad_clip,
+    known_fields,
+)
+
+METHODS = ("fixed_point", "adamw")
+INITS = ("authors", "scaled_normal")
+PARAMETERIZATIONS = ("authors", "log_cholesky")
+REPORTS = ("best", "last")
+
+__all__ = [
+    "AdamWRun",
+    "AdamWSettings",
+    "ContractionJob",
+    "ContractionSettings",
+    "Dims",
+    "FixedPointSettings",
+    "InstanceJob",
+    "LinearSettings",
+    "StudyJob",
+    "for_n",
+]
+
+
+def for_n(key: str, value: Any, n: int) -> Any:
+    """The value of a per-n setting at problem size n: ``value[n]`` for a mapping keyed by n,
+    else ``value`` itself."""
+    if not isinstance(value, Mapping):
+        return value
+    if n not in value:
+        raise ValueError(
+            f"config key 'linear.{key}': no entry for n = {n} (it has entries for n = "
+            f"{sorted(value)}); add one, or give one value for every n"
+        )
+    return value[n]
+
+
+# ---- config sections -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AdamWSettings:
+    """Config ``linear.adamw``; ``steps`` and ``grad_clip`` may be given per n.
+
+    The defaults are the authors' protocol: Σ = LLᵀ + εI with L projected to lower-triangular
+    (``parameterization: authors``), ε = 5·10⁻⁵, the lowest-loss iterate reported
+    (``report: best``), lr 10⁻³ and weight decay 0.01, with their step budget and clip
+    thresholds for n = 100 (50,000 steps; (A, B) clipped at 2, the covariance factors at 3) for
+    every n; config/config.yaml gives their values per n (n = 50: 30,000 steps, clips 1 and 2).
+    """
+
+    steps: int | Mapping[int, int] = 50_000
+    lr: float = 1.0e-3
+    weight_decay: float = 0.01
+    grad_clip: GradClip | Mapping[int, GradClip] = (2.0, 3.0)
+    parameterization: str = "authors"
+    epsilon: float = 5.0e-5
+    report: str = "best"
+    tol: float = 0.0
+    check_every: int = 500
+
+    def __post_init__(self) -> None:
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise ValueError(
+                f"config key 'linear.adamw.parameterization': {self.parameterization!r} is not "
+                f"one of {PARAMETERIZATIONS}"
+            )
+        if self.report not in REPORTS:
+            raise ValueError(
+                f"config key 'linear.adamw.report': {self.report!r} is not one of {REPORTS}"
+            )
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> AdamWSettings:
+        values = known_fields(cls, section)
+        if isinstance(values.get("steps"), Mapping):
+            values["steps"] = {int(n): int(steps) for n, steps in values["steps"].items()}
+        if "grad_clip" in values:
+            clip = values["grad_clip"]
+            values["grad_clip"] = (
+                {int(n): as_grad_clip(c) for n, c in clip.items()}
+                if isinstance(clip, Mapping)
+                else as_grad_clip(clip)
+            )
+        return cls(**values)
+
+    def for_n(self, n: int) -> AdamWRun:
+        """The settings at problem size n; a per-n setting without an entry for n is an error
+        that names the key."""
+        return AdamWRun(
+            steps=int(for_n("adamw.steps", self.steps, n)),
+            lr=float(self.lr),
+            weight_decay=float(self.weight_decay),
+            grad_clip=as_grad_clip(for_n("adamw.grad_clip", self.grad_clip, n)),
+            parameterization=self.parameterization,
+            report=self.report,
+            tol=float(self.tol),
+            epsilon=float(self.epsilon) if self.parameterization == "authors" else None,
+            check_every=int(self.check_every) if self.tol > 0 else None,
+        )
+
+
+@dataclass(frozen=True)
+class ContractionSettings:
+    """Config ``linear.contraction``: the grid and length of the traced fixed-point runs."""
+
+    betas: tuple[float, ...] = (1, 2, 4, 8, 16)
+    lambdas: tuple[float, ...] = (0, 2)
+    iterations: int = 40
+    restarts: int = 5
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> ContractionSettings:
+        values = known_fields(cls, section)
+        for key in ("betas", "lambdas"):
+            if key in values:
+                values[key] = tuple(values[key])
+        return cls(**values)
+
+
+# ---- the whole section ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinearSettings:
+    """Config ``linear``: the instances, the (β, λ) grid, the starts and both solvers."""
+
+    dims: tuple[Dims, ...]
+    restarts: int
+    betas: tuple[float, ...]
+    lambdas: tuple[float, ...]
+    methods: tuple[str, ...]
+    noise_var: float = 0.05
+    factor_var_range: tuple[float, float] = (0.1, 1.0)
+    init: str = "authors"
+    fixed_point: FixedPointSettings = field(default_factory=FixedPointSettings)
+    adamw: AdamWSettings = field(default_factory=AdamWSettings)
+    seed: int = 0
+    instance_file: str | None = None
+    contraction: ContractionSettings = field(default_factory=ContractionSettings)
+
+    def __post_init__(self) -> None:
+        if self.init not in INITS:
+            raise ValueError(f"config key 'linear.init': {self.init!r} is not one of {INITS}")
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"config key 'linear.methods': {unknown} not among {METHODS}")
+        if "adamw" in self.methods:
+            for dims in self.dims:
+                self.adamw.for_n(dims.n)  # every per-n setting has a value for every n
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> LinearSettings:
+        """Settings from the validated config section (missing optional keys: the defaults)."""
+        values = known_fields(cls, section)
+        values["dims"] = tuple(Dims(**d) for d in values["dims"])
+        for key in ("betas", "lambdas", "methods", "factor_var_range"):
+            if key in values:
+                values[key] = tuple(values[key])
+        nested = {
+            "fixed_point": FixedPointSettings,
+            "adamw": AdamWSettings,
+            "contraction": ContractionSettings,
+        }
+        for key, settings_class in nested.items():
+            if key in values:
+                values[key] = settings_class.from_config(values[key])
+        return cls(**values)
+
+    def dims_named(self, name: str) -> Dims:
+        """The dims entry whose ``{dims}`` wildcard is ``name``."""
+        for dims in self.dims:
+            if dims.name == name:
+                return dims
+        raise ValueError(f"no linear.dims entry matches {name}")
+
+    def instance_file_for(self, dims: Dims) -> str | None:
+        """The user's instance file for ``dims`` ({n}, {m}, {s} filled in), or None."""
+        if self.instance_file is None:
+            return None
+        return self.instance_file.format(**dims.to_dict())
+
+    def instance_files(self, dims_name: str) -> list[str]:
+        """The user's instance file for the dims named ``dims_name`` as a list: the input of
+        the instance job (empty when the instance is drawn)."""
+        path = self.instance_file_for(self.dims_named(dims_name))
+        return [] if path is None else [path]
+
+    def instance_job(self, dims_name: str) -> InstanceJob:
+        dims = self.dims_named(dims_name)
+        instance_file = self.instance_file_for(dims)
+        if instance_file is not None:
+            return InstanceJob(dims, float(self.noise_var), instance_file=instance_file)
+        return InstanceJob(
+            dims,
+            float(self.noise_var),
+            factor_var_range=tuple(float(v) for v in self.factor_var_range),
+            seed=self.seed,
+        )
+
+    def study_job(self, dims_name: str, method: str) -> StudyJob:
+        dims = self.dims_named(dims_name)
+        if method not in self.methods:
+            raise ValueError(f"linear.methods has no {method!r}: {self.methods}")
+        solver = self.fixed_point if method == "fixed_point" else self.adamw.for_n(dims.n)
+        return StudyJob(
+            dims=dims,
+            method=method,
+            betas=tuple(float(b) for b in self.betas),
+            lambdas=tuple(float(v) for v in self.lambdas),
+            restarts=self.restarts,
+            init=self.init,
+            seed=self.seed,
+            solver=solver,
+        )
+
+    def contraction_job(self, dims_name: str) -> ContractionJob:
+        contraction = self.contraction
+        return ContractionJob(
+            dims=self.dims_named(dims_name),
+            betas=tuple(float(b) for b in contraction.betas),
+            lambdas=tuple(float(v) for v in contraction.lambdas),
+            iterations=contraction.iterations,
+            restarts=contraction.restarts,
+            init=self.init,
+            seed=self.seed,
+        )

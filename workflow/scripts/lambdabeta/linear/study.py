@@ -1,0 +1,212 @@
+"""A whole (β, λ) grid of one method as one batched computation, and its per-restart table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .adamw import run_adamw
+from .coupling import (
+    distances_from_trivial,
+    im_from_mutual_information,
+    mutual_information_from_correlations,
+    sap_from_correlations,
+    squared_correlations,
+    total_mutual_information,
+)
+from .fixed_point import run_fixed_point
+from .instance import DTYPE, Instance, starts_seed
+from .jobs import AdamWRun, ContractionJob, FixedPointSettings, StudyJob
+from .objective import Params, loss, objective_terms, stationarity_residual
+from .parameterization import parameterization_named
+from .starts import initial_params
+
+
+@dataclass
+class GridEntries:
+    """Every (β, λ, restart) of a grid as one batch: its table, β and λ per entry, and starts."""
+
+    table: pd.DataFrame  # columns beta, lambda, restart; one row per entry
+    beta: torch.Tensor
+    lam: torch.Tensor
+    init: Params
+
+
+def grid_entries(
+    instance: Instance,
+    m: int,
+    betas: Sequence[float],
+    lambdas: Sequence[float],
+    restarts: int,
+    seed: int,
+    init: str = "scaled_normal",
+    method: str = "fixed_point",
+) -> GridEntries:
+    """The batch of a (β, λ) grid with ``restarts`` starts each (restart k starts alike for all
+    grid points; ``init`` and ``method`` choose the start distribution, see ``starts``)."""
+    index = pd.MultiIndex.from_product(
+        [list(map(float, betas)), list(map(float, lambdas)), range(restarts)],
+        names=["beta", "lambda", "restart"],
+    )
+    table = index.to_frame(index=False)
+    restart = torch.as_tensor(table["restart"].to_numpy(copy=True))
+    starts = initial_params(instance, m, restarts, seed, init=init, method=method)
+    return GridEntries(
+        table=table,
+        beta=torch.as_tensor(table["beta"].to_numpy(copy=True), dtype=DTYPE),
+        lam=torch.as_tensor(table["lambda"].to_numpy(copy=True), dtype=DTYPE),
+        init=starts.select(restart),
+    )
+
+
+def metrics_table(
+    instance: Instance, params: Params, beta: torch.Tensor, lam: torch.Tensor
+) -> pd.DataFrame:
+    """Per entry: the objective terms, the coupling metrics (SAP and I_m of the latent × factor
+    matrices, I(X; V)), the distances from the trivial solution and the stationarity residual."""
+    terms = objective_terms(instance, params)
+    s = squared_correlations(instance, params)
+    mi = mutual_information_from_correlations(s)
+    distances = distances_from_trivial(instance, params)
+    return pd.DataFrame(
+        {
+            "nll": terms["nll"].numpy(),
+            "kl": terms["kl"].numpy(),
+            "l2": terms["l2"].numpy(),
+            "loss": loss(terms, beta, lam).numpy(),
+            "sap": sap_from_correlations(s),
+            "im": im_from_mutual_information(mi),
+            "mi_total": total_mutual_information(instance, params).numpy(),
+            "a_norm": distances["a_norm"].numpy(),
+            "b_norm": distances["b_norm"].numpy(),
+            "sigma_w_dist": distances["sigma_w_dist"].numpy(),
+            "sigma_z_dist": distances["sigma_z_dist"].numpy(),
+            "residual": stationarity_residual(instance, params, beta, lam).numpy(),
+        }
+    )
+
+
+def run_grid(
+    instance: Instance,
+    method: str,
+    m: int,
+    betas: Sequence[float],
+    lambdas: Sequence[float],
+    restarts: int,
+    seed: int,
+    solver: FixedPointSettings | AdamWRun,
+    init: str = "scaled_normal",
+) -> pd.DataFrame:
+    """Every (β, λ, restart) of one method as one batched computation; one row per entry.
+
+    ``seed`` draws the starts; ``iterations`` is what each entry ran and ``reported_iteration``
+    the step count of the iterate the row describes (AdamW with ``report: best`` may report an
+    earlier iterate than its last).
+    """
+    grid = grid_entries(instance, m, betas, lambdas, restarts, seed, init=init, method=method)
+    beta, lam, start = grid.beta, grid.lam, grid.init
+    if method == "fixed_point":
+        result = run_fixed_point(
+            instance,
+            start.b,
+            start.sigma_w,
+            beta,
+            lam,
+            max_iter=solver.max_iter,
+            tol=solver.tol,
+        )
+        reported_iteration = result.iterations
+    elif method == "adamw":
+        result = run_adamw(
+            instance,
+            start,
+            beta,
+            lam,
+            steps=solver.steps,
+            lr=solver.lr,
+            weight_decay=solver.weight_decay,
+            grad_clip=solver.grad_clip,
+            tol=solver.tol,
+            check_every=solver.check_every,
+            parameterization=parameterization_named(solver.parameterization, solver.epsilon),
+            report=solver.report,
+        )
+        reported_iteration = result.reported_iteration
+    else:
+        raise ValueError(f"unknown linear method {method!r}: expected 'fixed_point' or 'adamw'")
+    table = pd.concat([grid.table, metrics_table(instance, result.params, beta, lam)], axis=1)
+    table.insert(0, "method", method)
+    table["iterations"] = result.iterations.numpy()
+    table["reported_iteration"] = reported_iteration.numpy()
+    table["converged"] = result.converged.numpy()
+    return table
+
+
+def run_study(instance: Instance, job: StudyJob) -> pd.DataFrame:
+    """The table of one study job: ``run_grid`` with the job's settings, and its dims."""
+    dims = job.dims
+    table = run_grid(
+        instance,
+        job.method,
+        m=dims.m,
+        betas=job.betas,
+        lambdas=job.lambdas,
+        restarts=job.restarts,
+        seed=starts_seed(job.seed, dims.n, dims.m, dims.s),
+        solver=job.solver,
+        init=job.init,
+    )
+    for column in ("s", "m", "n"):
+        table.insert(0, column, getattr(dims, column))
+    return table
+
+
+def contraction_traces(
+    instance: Instance,
+    m: int,
+    betas: Sequence[float],
+    lambdas: Sequence[float],
+    restarts: int,
+    iterations: int,
+    seed: int,
+    init: str = "scaled_normal",
+) -> pd.DataFrame:
+    """‖B_t‖₂ along ``iterations`` fixed-point steps for each (β, λ, restart): a long table."""
+    grid = grid_entries(instance, m, betas, lambdas, restarts, seed, init=init)
+    result = run_fixed_point(
+        instance,
+        grid.init.b,
+        grid.init.sigma_w,
+        grid.beta,
+        grid.lam,
+        max_iter=iterations,
+        tol=0.0,
+        trace=True,
+    )
+    norms = result.b_norm_trace.numpy()
+    steps = np.arange(norms.shape[1])
+    long = grid.table.loc[grid.table.index.repeat(len(steps))].reset_index(drop=True)
+    long["iteration"] = np.tile(steps, len(grid.table))
+    long["b_norm"] = norms.reshape(-1)
+    return long
+
+
+def run_contraction(instance: Instance, job: ContractionJob) -> pd.DataFrame:
+    """The traces of one contraction job, from the fixed point's starts, with n."""
+    dims = job.dims
+    traces = contraction_traces(
+        instance,
+        m=dims.m,
+        betas=job.betas,
+        lambdas=job.lambdas,
+        restarts=job.restarts,
+        iterations=job.iterations,
+        seed=starts_seed(job.seed, dims.n, dims.m, dims.s),
+        init=job.init,
+    )
+    traces.insert(0, "n", dims.n)
+    return traces

@@ -1,0 +1,354 @@
+"""Typed, validated settings of the deep stages (training and evaluation), built from the config.
+
+Each settings class splits its fields into two kinds:
+
+- **science**: what changes a job's results (β, the learning rate, the number of evaluation
+  images, …). Only these reach a Snakemake rule's ``params``, so changing one reruns exactly the
+  jobs it affects, and only these must agree for a training checkpoint to be resumed.
+- **logistics**: how and where the job runs (threads, device, layouts and compilation, checkpoint
+  interval, run name, evaluation batch size). The entry scripts read them from the config, so
+  changing one never reruns anything.
+
+The config schema (``workflow/schemas/config.schema.yaml``) fills in the defaults of the config;
+the defaults of the classes here are the same values, held equal by a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from .grid import PHASES, Run
+
+# This module and .grid use the standard library only: the workflow definition imports them in
+# the Snakemake process, whose environment need not have the project's dependencies.
+
+PRECISIONS = ("fp32", "bf16")
+
+DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
+"""Accepted device specifications: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+
+
+def check_device_spec(spec: str) -> str:
+    """Return ``spec`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; raise otherwise."""
+    if not isinstance(spec, str) or DEVICE_SPEC.fullmatch(spec) is None:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+    return spec
+
+
+# ---- validation helpers --------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    # numpy's integer and floating types register as numbers.Real
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    if not _is_number(value) or int(value) != value or value < minimum:
+        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+    return int(value)
+
+
+def _number(name: str, value: Any, minimum: float, *, strict: bool = False) -> float:
+    if (
+        not _is_number(value)
+        or not math.isfinite(value)
+        or value < minimum
+        or (strict and value == minimum)
+    ):
+        bound = ">" if strict else "≥"
+        raise ValueError(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
+    return float(value)
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+class _Settings:
+    """Shared behaviour: construction from a mapping, and the science/logistics views."""
+
+    SCIENCE: ClassVar[tuple[str, ...]]
+    LOGISTICS: ClassVar[tuple[str, ...]]
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]):
+        """Settings from a mapping whose keys are field names; unknown keys and missing
+        required keys are errors that name them."""
+        fields = dataclasses.fields(cls)
+        unknown = sorted(set(values) - {field.name for field in fields})
+        if unknown:
+            raise ValueError(
+                f"unknown {cls.__name__} keys {unknown}; known: {sorted(f.name for f in fields)}"
+            )
+        required = [
+            f.name
+            for f in fields
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]
+        missing = [name for name in required if name not in values]
+        if missing:
+            raise ValueError(f"{cls.__name__} lack {missing}")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python (JSON-ready) view of every field."""
+        return {
+            name: list(value) if isinstance(value, tuple) else value
+            for name, value in dataclasses.asdict(self).items()
+        }
+
+    def science(self) -> dict[str, Any]:
+        """The fields that change results (see the module docstring)."""
+        values = self.to_dict()
+        return {name: values[name] for name in self.SCIENCE}
+
+    def logistics(self) -> dict[str, Any]:
+        """The fields that only change how the job runs."""
+        values = self.to_dict()
+        return {name: values[name] for name in self.LOGISTICS}
+
+
+# ---- training ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainSettings(_Settings):
+    """Everything that defines one training phase: the keys of config ``deep.train`` (with
+    ``steps`` for stabilize_steps/finetune_steps), ``deep.latent_dim``, and the run's β, λ, seed,
+    phase and name."""
+
+    steps: int
+    beta: float
+    lam: float
+    seed: int
+    phase: str
+    run_name: str
+    batch_size: int = 64
+    lr: float = 1.0e-4
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1.0e-8
+    checkpoint_every: int = 5000
+    log_every: int = 500
+    device: str = "auto"
+    precision: str = "fp32"
+    tf32: bool = True
+    compile: bool = False
+    channels_last: bool = True
+    cuda_graphs: bool = False
+    latent_dim: int = 15
+    threads: int = 1
+
+    # log_every is science: it sets the rows of the written training curve. precision and tf32
+    # change the arithmetic itself; device, layouts, compilation and graphs only change which
+    # kernels compute the same arithmetic.
+    SCIENCE: ClassVar[tuple[str, ...]] = (
+        "steps",
+        "beta",
+        "lam",
+        "seed",
+        "phase",
+        "batch_size",
+        "lr",
+        "adam_betas",
+        "adam_eps",
+        "log_every",
+        "precision",
+        "tf32",
+        "latent_dim",
+    )
+    LOGISTICS: ClassVar[tuple[str, ...]] = (
+        "run_name",
+        "checkpoint_every",
+        "device",
+        "compile",
+        "channels_last",
+        "cuda_graphs",
+        "threads",
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "log_every", "latent_dim"):
+            self._set(name, _integer(name, getattr(self, name), minimum=1))
+        self._set("threads", _integer("threads", self.threads, minimum=1))
+        self._set("seed", _integer("seed", self.seed, minimum=0))
+        for name in ("beta", "lam", "lr"):
+            self._set(name, _number(name, getattr(self, name), minimum=0.0))
+        self._set("adam_eps", _number("adam_eps", self.adam_eps, minimum=0.0, strict=True))
+        betas = tuple(self.adam_betas) if isinstance(self.adam_betas, list | tuple) else ()
+        if len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+        self._set("adam_betas", (float(betas[0]), float(betas[1])))
+        for name in ("tf32", "compile", "channels_last", "cuda_graphs"):
+            _boolean(name, getattr(self, name))
+        check_device_spec(self.device)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.phase not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
+        if not isinstance(self.run_name, str) or not self.run_name:
+            raise ValueError(f"run_name must be a non-empty string, got {self.run_name!r}")
+        if self.compile and self.cuda_graphs:
+            raise ValueError(
+                "compile and cuda_graphs cannot both be true: capturing a torch.compile'd step "
+                "in a hand-made CUDA graph is not supported; choose one"
+            )
+
+    @classmethod
+    def for_run(
+        cls, run: Run, science: Mapping[str, Any], logistics: Mapping[str, Any]
+    ) -> TrainSettings:
+        """The settings of ``run`` from its science (``train_science``) and logistics
+        (``train_logistics``) parts."""
+        return cls.from_dict({**science, **logistics, "run_name": run.name})
+
+
+# config deep.train keys, by kind (the phase's step count is chosen per run)
+_TRAIN_CONFIG_SCIENCE = (
+    "batch_size",
+    "lr",
+    "adam_betas",
+    "adam_eps",
+    "log_every",
+    "precision",
+    "tf32",
+)
+_TRAIN_CONFIG_LOGISTICS = ("checkpoint_every", "device", "compile", "channels_last", "cuda_graphs")
+
+
+def train_science(deep: Mapping[str, Any], run: Run) -> dict[str, Any]:
+    """The science part of ``run``'s training settings, from the validated ``deep`` config
+    section: what a resumed checkpoint must agree on. It is ``phase_science`` (a training
+    rule's ``params``) with the run's own β, λ and seed (``run_science``, which its path holds)."""
+    return phase_science(deep, run.phase) | run_science(run)
+
+
+def phase_science(deep: Mapping[str, Any], phase: str) -> dict[str, Any]:
+    """The science shared by every run of ``phase``, from the validated ``deep`` config
+    section: what a training rule puts in ``params``. A run's β, λ and seed are in its path, so
+    the params of one run's job and of a job training several runs at once are the same."""
+    train = deep["train"]
+    values = {key: train[key] for key in _TRAIN_CONFIG_SCIENCE}
+    values["adam_betas"] = list(values["adam_betas"])
+    return values | {
+        "steps": train[f"{phase}_steps"],
+        "phase": phase,
+        "latent_dim": deep["latent_dim"],
+    }
+
+
+def run_science(run: Run) -> dict[str, Any]:
+    """The science settings a run's identity fixes: its β, λ (0 when stabilizing) and seed."""
+    return {"beta": run.beta, "lam": 0.0 if run.lam is None else run.lam, "seed": run.seed}
+
+
+def train_logistics(deep: Mapping[str, Any], threads: int) -> dict[str, Any]:
+    """The logistics part of the training settings: config ``deep.train`` plus the job's
+    thread allocation (the scheduler's, whatever the config says)."""
+    train = deep["train"]
+    return {key: train[key] for key in _TRAIN_CONFIG_LOGISTICS} | {"threads": threads}
+
+
+# ---- evaluation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvaluationSettings(_Settings):
+    """How a checkpoint is evaluated: config ``deep.evaluate`` plus the device
+    (``deep.train.device``). See ``lambdabeta.evaluate`` for what each number means."""
+
+    num_train: int = 10000
+    num_test: int = 5000
+    num_bins: int = 20
+    sap_c: float = 0.01
+    batch_size: int = 1000
+    bce_window: int = 5000
+    active_kl_threshold: float = 0.01
+    reconstruction_images: int = 8
+    nll_images: int | None = None
+    seed: int = 0
+    device: str = "auto"
+
+    SCIENCE: ClassVar[tuple[str, ...]] = (
+        "num_train",
+        "num_test",
+        "num_bins",
+        "sap_c",
+        "bce_window",
+        "active_kl_threshold",
+        "reconstruction_images",
+        "nll_images",
+        "seed",
+    )
+    LOGISTICS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("num_train", 2), ("num_test", 1), ("num_bins", 2)):
+            self._set(name, _integer(name, getattr(self, name), minimum=minimum))
+        for name in ("batch_size", "bce_window"):
+            self._set(name, _integer(name, getattr(self, name), minimum=1))
+        self._set("seed", _integer("seed", self.seed, minimum=0))
+        self._set("sap_c", _number("sap_c", self.sap_c, minimum=0.0, strict=True))
+        threshold = _number("active_kl_threshold", self.active_kl_threshold, minimum=0.0)
+        self._set("active_kl_threshold", threshold)
+        images = _integer("reconstruction_images", self.reconstruction_images, minimum=0)
+        if images > self.num_test:
+            raise ValueError(
+                f"reconstruction_images must be between 0 and num_test = {self.num_test}, "
+                f"got {images}"
+            )
+        self._set("reconstruction_images", images)
+        if self.nll_images is not None:
+            nll_images = _integer("nll_images", self.nll_images, minimum=1)
+            if nll_images > self.num_test:
+                raise ValueError(
+                    f"nll_images must be at most num_test = {self.num_test} (the NLL is measured "
+                    f"on test images), got {nll_images}"
+                )
+            self._set("nll_images", nll_images)
+        check_device_spec(self.device)
+
+    @property
+    def nll_count(self) -> int:
+        """How many test images the reconstruction NLL is measured on (all by default)."""
+        return self.num_test if self.nll_images is None else self.nll_images
+
+
+def evaluation_science(deep: Mapping[str, Any]) -> dict[str, Any]:
+    """The science part of the evaluation settings, from the validated ``deep`` config section."""
+    return {key: deep["evaluate"][key] for key in EvaluationSettings.SCIENCE}
+
+
+def evaluation_logistics(deep: Mapping[str, Any]) -> dict[str, Any]:
+    """The logistics part: the evaluation batch size and the device training uses."""
+    return {"batch_size": deep["evaluate"]["batch_size"], "device": deep["train"]["device"]}
+
+
+# ---- datasets ------------------------------------------------------------------------------
+
+# Of a `datasets:` entry, what the fetched file depends on (mirrors and a local copy are only
+# where it comes from: the checksum pins its content) …
+_DOWNLOAD_SCIENCE = ("file", "checksum", "size")
+# … and what the prepared arrays depend on.
+_PREPARATION_SCIENCE = ("format", "checksum", "subgrid", "factor_sizes")
+
+
+def download_science(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a dataset source that change the fetched file (a rule's ``params``)."""
+    return {key: source[key] for key in _DOWNLOAD_SCIENCE if key in source}
+
+
+def preparation_science(source: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a dataset source that change the prepared dataset (a rule's ``params``)."""
+    return {key: source[key] for key in _PREPARATION_SCIENCE if key in source}
