@@ -47,7 +47,12 @@ _EXPORTS = {
         "objective_terms",
         "stationarity_residual",
     ),
-    "parameterization": ("LogCholesky", "ProjectedCholesky", "parameterization_named"),
+    "parameterization": (
+        "LogCholesky",
+        "ProjectedCholesky",
+        "ProjectedCholeskyReference",
+        "parameterization_named",
+    ),
     "fixed_point": ("FixedPointResult", "run_fixed_point"),
     "adamw": ("GRADIENT_BLOCK", "AdamWResult", "blockwise_loss_and_gradients", "run_adamw"),
     "starts": ("INITS", "initial_params", "random_spd"),
