@@ -3,7 +3,8 @@
 Prints, for the paper protocol (config/config.yaml: both n, 5 × 5 grid, 50 restarts, the
 authors' starts and AdamW settings):
   - the wall time of the whole fixed-point study (run for real);
-  - AdamW: measured seconds per step of the full batch, and the projected time of all steps;
+  - AdamW: measured seconds per step of the full batch, beside those of the formulation through
+    C_Z⁻¹ that the faster one is checked against, and the projected time of all steps;
   - on a subset, the throughput (restart-iterations per second) of our batched code against a
     straightforward per-restart Python loop doing the same iterations: the textbook formulas of
     Lemma 4.2 for the fixed point, and torch.optim.AdamW with autograd for AdamW.
@@ -70,7 +71,17 @@ def adamw_arguments(run: L.AdamWRun) -> dict:
     }
 
 
+def seconds_per_adamw_step(instance, grid, adam: dict, steps: int) -> float:
+    """Seconds per step of ``run_adamw`` over the whole grid, after a two-step warm-up."""
+    L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=2, **adam)
+    start = time.perf_counter()
+    L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, **adam)
+    return (time.perf_counter() - start) / steps
+
+
 def full_adamw_projection(settings: L.LinearSettings, steps: int) -> None:
+    """Per-step time of the formulation through C_Z⁻¹ (the reference) and of the one through
+    Σ_Z⁻¹ (what the study runs) side by side, and the projected time of all steps."""
     total = 0.0
     for dims, instance in instances(settings):
         job = settings.study_job(dims.name, "adamw")
@@ -85,16 +96,19 @@ def full_adamw_projection(settings: L.LinearSettings, steps: int) -> None:
             method="adamw",
         )
         adam = adamw_arguments(job.solver) | {"report": job.solver.report}
-        L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=2, **adam)  # warm-up
-        start = time.perf_counter()
-        L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, **adam)
-        per_step = (time.perf_counter() - start) / steps
+        per_step = seconds_per_adamw_step(instance, grid, adam, steps)
+        line = f"AdamW n={dims.n}: {len(grid.beta)} restarts, {per_step * 1e3:.0f} ms per step"
+        if job.solver.parameterization == "authors":
+            through_inverse_factor = L.ProjectedCholeskyReference(job.solver.epsilon)
+            reference = adam | {"parameterization": through_inverse_factor}
+            reference_step = seconds_per_adamw_step(instance, grid, reference, steps)
+            line += (
+                f" (formulation through C_Z⁻¹: {reference_step * 1e3:.0f} ms, "
+                f"{reference_step / per_step:.2f}x)"
+            )
         projected = per_step * job.solver.steps
         total += projected
-        print(
-            f"AdamW n={dims.n}: {len(grid.beta)} restarts, {per_step * 1e3:.0f} ms per step, "
-            f"projected {job.solver.steps:,} steps: {projected / 60:.1f} min"
-        )
+        print(f"{line}, projected {job.solver.steps:,} steps: {projected / 60:.1f} min")
     print(
         f"AdamW, whole paper grid (projected, one core; one job per n on 2 cores halves it): "
         f"{total / 60:.1f} min"

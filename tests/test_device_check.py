@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import device_check  # noqa: E402
+import device_check
 
 pytestmark = pytest.mark.slow
 

@@ -54,7 +54,13 @@ _EXPORTS = {
         "parameterization_named",
     ),
     "fixed_point": ("FixedPointResult", "run_fixed_point"),
-    "adamw": ("GRADIENT_BLOCK", "AdamWResult", "blockwise_loss_and_gradients", "run_adamw"),
+    "adamw": (
+        "GRADIENT_BLOCK",
+        "AdamWResult",
+        "adamw_step_seconds",
+        "blockwise_loss_and_gradients",
+        "run_adamw",
+    ),
     "starts": ("INITS", "initial_params", "random_spd"),
     "coupling": (
         "distances_from_trivial",

@@ -7,13 +7,14 @@ is PyTorch's fused AdamW kernel.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import torch
 
-from .instance import DTYPE, Instance, Operators
+from .instance import DTYPE, Instance, Operators, make_instance
 from .objective import Params, frob2
-from .parameterization import LogCholesky, Parameterization
+from .parameterization import LogCholesky, Parameterization, ProjectedCholesky
 
 # Gradients are computed for this many entries at a time: their n × n temporaries then stay in
 # the CPU cache, which makes a step of 1,250 entries at n = 100 2.5 times faster.
@@ -64,6 +65,7 @@ def run_adamw(
     check_every: int = 500,
     parameterization: Parameterization = LogCholesky(),  # noqa: B008 (immutable)
     report: str = "last",
+    device: str | torch.device = "cpu",
 ) -> AdamWResult:
     """``steps`` AdamW steps (decoupled weight decay) from ``init`` for every entry at once.
 
@@ -74,26 +76,30 @@ def run_adamw(
 
     ``report="last"`` returns each entry's final iterate; ``report="best"`` the iterate with the
     lowest loss among all iterates it visited, the final one included (the authors' protocol).
+
+    The steps run on ``device`` (a torch device: ``cpu``, ``cuda``, ``cuda:1``); the result is
+    returned on the CPU.
     """
     if report not in REPORTS:
         raise ValueError(f"report must be one of {REPORTS}, got {report!r}")
-    ops = Operators(instance)
+    device = torch.device(device)
+    ops = operators_on(instance, device)
     entries = init.a.shape[0]
-    beta = beta.reshape(-1).to(DTYPE)
-    lam = lam.reshape(-1).to(DTYPE)
+    beta = beta.reshape(-1).to(DTYPE).to(device)
+    lam = lam.reshape(-1).to(DTYPE).to(device)
     tensors = [
-        init.a.to(DTYPE).clone(),
-        init.b.to(DTYPE).clone(),
-        parameterization.raw_from_covariance(init.sigma_z),
-        parameterization.raw_from_covariance(init.sigma_w),
+        init.a.to(DTYPE).to(device, copy=True),
+        init.b.to(DTYPE).to(device, copy=True),
+        parameterization.raw_from_covariance(init.sigma_z.to(device)),
+        parameterization.raw_from_covariance(init.sigma_w.to(device)),
     ]
     all_beta, all_lam = beta, lam
     optimizer = _adamw_optimizer(tensors, lr, weight_decay)
     final = [t.clone() for t in tensors]
     best = _BestIterates(tensors) if report == "best" else None
-    iterations = torch.full((entries,), steps, dtype=torch.long)
-    converged = torch.zeros(entries, dtype=torch.bool)
-    active = torch.arange(entries)
+    iterations = torch.full((entries,), steps, dtype=torch.long, device=device)
+    converged = torch.zeros(entries, dtype=torch.bool, device=device)
+    active = torch.arange(entries, device=device)
     last_loss = None
 
     for step in range(1, steps + 1):
@@ -128,15 +134,24 @@ def run_adamw(
         final_loss, _ = blockwise_loss_and_gradients(
             parameterization, ops, final, all_beta, all_lam
         )
-        best.offer(torch.arange(entries), final_loss, final, iteration=iterations)
+        best.offer(torch.arange(entries, device=device), final_loss, final, iteration=iterations)
         reported, reported_iteration = best.tensors, best.iteration
     params = Params(
-        a=reported[0],
-        b=reported[1],
-        sigma_z=parameterization.covariance(reported[2]),
-        sigma_w=parameterization.covariance(reported[3]),
+        a=reported[0].cpu(),
+        b=reported[1].cpu(),
+        sigma_z=parameterization.covariance(reported[2]).cpu(),
+        sigma_w=parameterization.covariance(reported[3]).cpu(),
     )
-    return AdamWResult(params, iterations, converged, reported_iteration)
+    return AdamWResult(params, iterations.cpu(), converged.cpu(), reported_iteration.cpu())
+
+
+def operators_on(instance: Instance, device: torch.device) -> Operators:
+    """The instance's operators with their tensors on ``device``."""
+    ops = Operators(instance)
+    for name, value in vars(ops).items():
+        if isinstance(value, torch.Tensor):
+            setattr(ops, name, value.to(device))
+    return ops
 
 
 class _BestIterates:
@@ -145,8 +160,9 @@ class _BestIterates:
     def __init__(self, tensors: list[torch.Tensor]):
         entries = tensors[0].shape[0]
         self.tensors = [t.clone() for t in tensors]
-        self.loss = torch.full((entries,), torch.inf, dtype=DTYPE)
-        self.iteration = torch.zeros(entries, dtype=torch.long)
+        device = tensors[0].device
+        self.loss = torch.full((entries,), torch.inf, dtype=DTYPE, device=device)
+        self.iteration = torch.zeros(entries, dtype=torch.long, device=device)
 
     def offer(
         self,
@@ -155,14 +171,24 @@ class _BestIterates:
         tensors: list[torch.Tensor],
         iteration: int | torch.Tensor,
     ) -> None:
-        """Keep the iterates ``tensors`` (of ``entries``) whose loss beats the best so far."""
+        """Keep the iterates ``tensors`` (of ``entries``, in ascending order) whose loss beats
+        the best so far."""
         rows = torch.nonzero(losses < self.loss[entries]).squeeze(1)
         if rows.numel() == 0:
             return
         improved = entries[rows]
         self.loss[improved] = losses[rows]
+        # While the loss falls every entry improves at every step: then the iterates are copied
+        # as they are, without gathering them first (a gather of n × n factors costs as much as
+        # a product of them)
+        every_row = rows.numel() == losses.numel()
+        every_entry = every_row and improved.numel() == self.loss.numel()
         for kept, t in zip(self.tensors, tensors, strict=True):
-            kept[improved] = t.detach()[rows]
+            source = t.detach() if every_row else t.detach()[rows]
+            if every_entry:
+                kept.copy_(source)
+            else:
+                kept[improved] = source
         if isinstance(iteration, torch.Tensor):
             iteration = iteration[rows]
         self.iteration[improved] = iteration
@@ -176,7 +202,7 @@ def blockwise_loss_and_gradients(
     lam: torch.Tensor,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The parameterisation's loss and gradients over ``GRADIENT_BLOCK`` entries at a time."""
-    losses = torch.empty(len(beta), dtype=DTYPE)
+    losses = torch.empty(len(beta), dtype=DTYPE, device=beta.device)
     grads = [torch.empty_like(t) for t in tensors]
     for start in range(0, len(beta), GRADIENT_BLOCK):
         block = slice(start, start + GRADIENT_BLOCK)
@@ -211,3 +237,40 @@ def _compact_adamw(
             "exp_avg_sq": state["exp_avg_sq"][keep],
         }
     return kept, compacted
+
+
+def adamw_step_seconds(
+    n: int,
+    restarts: int,
+    steps: int = 5,
+    parameterization: Parameterization = ProjectedCholesky(),  # noqa: B008 (immutable)
+    m: int = 10,
+    s: int = 5,
+) -> float:
+    """Seconds per AdamW step of ``restarts`` entries at dimension n (on the CPU, with the
+    threads torch is set to use), after one warm-up step.
+
+    The problem is a random instance (σ² = 0.05, factor variances in [0.1, 1]) and the entries
+    the authors' starts over a β × λ grid, as in the paper's study; the settings are the
+    paper's for n = 100 (lr 1e-3, weight decay 0.01, clipping (2, 3), best iterate reported).
+    """
+    from .study import grid_entries  # study runs AdamW itself: imported here, not at the top
+
+    instance = make_instance(n, m, s, 0.05, (0.1, 1.0), seed=0)
+    grid = grid_entries(
+        instance,
+        m,
+        [1.0, 4.0],
+        [0.0, 2.0],
+        restarts=-(-restarts // 4),
+        seed=1,
+        init="authors",
+        method="adamw",
+    )
+    init = grid.init.select(slice(0, restarts))
+    beta, lam = grid.beta[:restarts], grid.lam[:restarts]
+    settings = {"lr": 1e-3, "weight_decay": 0.01, "grad_clip": (2.0, 3.0), "report": "best"}
+    run_adamw(instance, init, beta, lam, steps=1, parameterization=parameterization, **settings)
+    start = time.perf_counter()
+    run_adamw(instance, init, beta, lam, steps=steps, parameterization=parameterization, **settings)
+    return (time.perf_counter() - start) / steps

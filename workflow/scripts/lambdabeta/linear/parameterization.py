@@ -63,7 +63,7 @@ def _loss_and_covariance_gradients(
     n, m = a.shape[-2], a.shape[-1]
     beta = beta.reshape(-1, 1, 1)
     lam = lam.reshape(-1, 1, 1)
-    eye_m = torch.eye(m, dtype=DTYPE)
+    eye_m = torch.eye(m, dtype=DTYPE, device=a.device)
     bg = b @ ops.g  # m × s
     t = ops.g @ bg.mT + ops.noise_var * b.mT  # T = Σ_YBᵀ, n × m
     sigma_x = b @ t + sigma_w
@@ -137,7 +137,7 @@ def _loss_and_gradients_from_precision(
     n, m = a.shape[-2], a.shape[-1]
     beta = beta.reshape(-1, 1, 1)
     lam = lam.reshape(-1, 1, 1)
-    eye_m = torch.eye(m, dtype=DTYPE)
+    eye_m = torch.eye(m, dtype=DTYPE, device=a.device)
     bg = b @ ops.g
     t = ops.g @ bg.mT + ops.noise_var * b.mT  # T = Σ_YBᵀ, n × m
     sigma_x = b @ t + sigma_w
@@ -178,7 +178,7 @@ def _loss_and_gradients_from_precision(
 
 def _lower_inverse(chol: torch.Tensor) -> torch.Tensor:
     """L⁻¹ of lower-triangular matrices."""
-    eye = torch.eye(chol.shape[-1], dtype=DTYPE)
+    eye = torch.eye(chol.shape[-1], dtype=DTYPE, device=chol.device)
     return torch.linalg.solve_triangular(chol, eye.expand_as(chol), upper=False)
 
 
@@ -262,7 +262,7 @@ class ProjectedCholesky:
         return torch.linalg.cholesky(sigma.to(DTYPE))
 
     def covariance(self, raw: torch.Tensor) -> torch.Tensor:
-        eye = torch.eye(raw.shape[-1], dtype=DTYPE)
+        eye = torch.eye(raw.shape[-1], dtype=DTYPE, device=raw.device)
         return raw @ raw.mT + self.epsilon * eye
 
     def project_(self, raw: torch.Tensor) -> None:
@@ -323,8 +323,6 @@ class ProjectedCholesky:
         grad_l_w = (shared.w_curvature - beta.reshape(-1, 1, 1) * w_inv) @ l_w
         grad_l_z = torch.bmm(c_z_inv.mT, torch.bmm(shared.identity_minus_m, c_z_inv @ l_z))
         return shared.loss, [shared.grad_a, shared.grad_b, grad_l_z, grad_l_w]
-
-
 
 
 @dataclass(frozen=True)
