@@ -218,15 +218,32 @@ def linear_adamw_row(device: str, sizes: Sizes) -> Row:
     n, m, s = sizes.linear_n, 10, 5
     instance = linear.make_instance(n, m, s, 0.05, (0.1, 1.0), seed=0)
     per_point = max(1, sizes.linear_restarts // 25)
-    grid = linear.grid_entries(instance, m, [1, 4, 8, 16, 32], [0, 2, 4, 6, 8], per_point,
-                               seed=1, init="authors", method="adamw")
+    grid = linear.grid_entries(
+        instance,
+        m,
+        [1, 4, 8, 16, 32],
+        [0, 2, 4, 6, 8],
+        per_point,
+        seed=1,
+        init="authors",
+        method="adamw",
+    )
 
     def seconds(steps: int) -> float:
         start = time.perf_counter()
-        linear.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=steps, lr=1e-3,
-                         weight_decay=0.01, grad_clip=(2.0, 3.0),
-                         parameterization=linear.parameterization_named("authors", 5e-5),
-                         report="best", device=device)
+        linear.run_adamw(
+            instance,
+            grid.init,
+            grid.beta,
+            grid.lam,
+            steps=steps,
+            lr=1e-3,
+            weight_decay=0.01,
+            grad_clip=(2.0, 3.0),
+            parameterization=linear.parameterization_named("authors", 5e-5),
+            report="best",
+            device=device,
+        )
         return time.perf_counter() - start
 
     seconds(1)  # warm-up: first-call set-up of kernels
