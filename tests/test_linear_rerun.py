@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
-from workflow_runner import snakemake, write_config
+from workflow_runner import snakemake, with_setting, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -65,13 +64,7 @@ def planned(workdir, config: dict) -> dict[str, set[str]]:
 
 def changed(path: str, value) -> dict:
     """TINY with the dotted key ``path`` set to ``value``."""
-    config = copy.deepcopy(TINY)
-    *parents, key = path.split(".")
-    node = config
-    for parent in parents:
-        node = node.setdefault(parent, {})
-    node[key] = value
-    return config
+    return with_setting(TINY, path, value)
 
 
 def study(method: str) -> dict[str, set[str]]:

@@ -69,26 +69,6 @@ def outputs(tmp_path: Path, name: str) -> tuple[Path, Path]:
 # ---- helpers --------------------------------------------------------------------------------
 
 
-def test_nearest_setting_exact_and_log_scale():
-    grid = [(1, 0), (8, 0), (8, 32), (16, 0), (16, 32)]
-    assert deep.nearest_setting((8, 32), grid) == (8, 32)
-    # log2 12 = 3.58 is nearer to log2 16 = 4 than to 3, though 12 − 8 = 16 − 12
-    assert deep.nearest_setting((12, 30), grid) == (16, 32)
-    assert deep.nearest_setting((256, 0), grid) == (16, 0)
-    assert deep.nearest_setting((0.5, 100), grid) == (1, 0)
-
-
-def test_nearest_setting_beta_first_then_lambda_and_ties():
-    # β decides first even when another β offers the exact λ
-    assert deep.nearest_setting((4, 32), [(2, 0), (16, 32)]) == (2, 0)
-    # log2 distances tie (2 is as far from 1 as from 4): the smaller β; λ 2 between 0 and 4: 0
-    assert deep.nearest_setting((2, 2), [(4, 0), (1, 4), (1, 0)]) == (1, 0)
-    with pytest.raises(ValueError, match="positive"):
-        deep.nearest_setting((0, 0), [(1, 0)])
-    with pytest.raises(ValueError, match="no settings"):
-        deep.nearest_setting((1, 0), [])
-
-
 def test_compact_number_and_tile_images():
     assert [heatmaps.compact_number(v) for v in (6012.4, 41.25, 0.271, np.nan)] == [
         "6012", "41.2", "0.27", ""

@@ -3,13 +3,12 @@ job, and a science change plans exactly the jobs it affects (real Snakemake, tin
 
 from __future__ import annotations
 
-import copy
 import hashlib
 
 import pytest
 import yaml
 from upstream_files import dsprites_arrays, write_npz
-from workflow_runner import snakemake, write_config
+from workflow_runner import snakemake, with_setting, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -72,17 +71,6 @@ def planned(workdir, config: dict) -> dict[str, int]:
     return counts
 
 
-def changed(config: dict, path: str, value) -> dict:
-    """A copy of ``config`` with the dotted key ``path`` set to ``value``."""
-    config = copy.deepcopy(config)
-    *parents, key = path.split(".")
-    node = config
-    for parent in parents:
-        node = node.setdefault(parent, {})
-    node[key] = value
-    return config
-
-
 LOGISTICS = [
     ("resources.stabilize.threads", 2),
     ("resources.evaluate.threads", 2),
@@ -109,27 +97,29 @@ def test_only_science_reruns_jobs(tmp_path):
     # reruns when any of its params differs); on failure, name the keys that plan jobs
     everything = config
     for key, value in LOGISTICS:
-        everything = changed(everything, key, value)
+        everything = with_setting(everything, key, value)
     if planned(tmp_path, everything):
-        culprits = {key: planned(tmp_path, changed(config, key, value)) for key, value in LOGISTICS}
+        culprits = {
+            key: planned(tmp_path, with_setting(config, key, value)) for key, value in LOGISTICS
+        }
         pytest.fail(f"logistics keys rerun jobs: { {k: v for k, v in culprits.items() if v} }")
 
     # the learning rate changes every training, hence everything downstream of it
-    assert planned(tmp_path, changed(config, "deep.train.lr", 2.0e-3)) == {
+    assert planned(tmp_path, with_setting(config, "deep.train.lr", 2.0e-3)) == {
         "stabilize": 2, "finetune": 4, "evaluate": 6, "deep_tables": 1,
         "select_hyperparameters": 1,
     }  # fmt: skip
     # the finetune's step count only the finetunes
-    assert planned(tmp_path, changed(config, "deep.train.finetune_steps", 5)) == {
+    assert planned(tmp_path, with_setting(config, "deep.train.finetune_steps", 5)) == {
         "finetune": 4, "evaluate": 4, "deep_tables": 1, "select_hyperparameters": 1,
     }  # fmt: skip
     # one more β trains only its own runs
-    assert planned(tmp_path, changed(config, "deep.betas", [1, 4, 16])) == {
+    assert planned(tmp_path, with_setting(config, "deep.betas", [1, 4, 16])) == {
         "stabilize": 1, "finetune": 2, "evaluate": 3, "deep_tables": 1,
         "select_hyperparameters": 1,
     }  # fmt: skip
     # an evaluation setting re-evaluates every model and retrains none
-    assert planned(tmp_path, changed(config, "deep.evaluate.num_bins", 10)) == {
+    assert planned(tmp_path, with_setting(config, "deep.evaluate.num_bins", 10)) == {
         "evaluate": 6, "deep_tables": 1, "select_hyperparameters": 1,
     }  # fmt: skip
     # the config file on disk is untouched by all of this

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -40,3 +41,15 @@ def snakemake(
             f"{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
         )
     return result
+
+
+def with_setting(config: dict, path: str, value) -> dict:
+    """A copy of ``config`` with the dotted key ``path`` (e.g. ``deep.train.lr``) set to
+    ``value``, creating the sections on the way."""
+    config = copy.deepcopy(config)
+    *parents, key = path.split(".")
+    node = config
+    for parent in parents:
+        node = node.setdefault(parent, {})
+    node[key] = value
+    return config

@@ -57,31 +57,6 @@ MI_CELL_HEIGHT = 0.15
 # ---- small pure helpers ---------------------------------------------------------------------
 
 
-def nearest_setting(
-    requested: tuple[float, float],
-    available: Sequence[tuple[float, float]],
-) -> tuple[float, float]:
-    """The available (β, λ) nearest to ``requested``: nearest in log2 β first, then in λ.
-
-    β is compared on a log scale because the grid is geometric (1, 4, 8, …, 256): 12 is nearer
-    to 16 than to 8. Among the settings with that β the nearest λ wins. Exact ties go to the
-    smaller value. Returns the setting as it appears in ``available``.
-    """
-    if len(available) == 0:
-        raise ValueError("no settings available to choose from")
-    beta, lam = (float(value) for value in requested)
-    grid = np.asarray(available, dtype=float).reshape(-1, 2)
-    if beta <= 0 or (grid[:, 0] <= 0).any():
-        raise ValueError(f"β must be positive to compare on a log scale: {requested}, {available}")
-    beta_distance = np.abs(np.log2(grid[:, 0]) - math.log2(beta))
-    # np.lexsort sorts by its last key first: nearest β, ties to the smaller β
-    nearest_beta = grid[np.lexsort((grid[:, 0], beta_distance))[0], 0]
-    same_beta = np.flatnonzero(grid[:, 0] == nearest_beta)
-    lambda_distance = np.abs(grid[same_beta, 1] - lam)
-    best = same_beta[np.lexsort((grid[same_beta, 1], lambda_distance))[0]]
-    return tuple(available[int(best)])
-
-
 def setting_label(beta: float, lam: float) -> str:
     """``β=8, λ=32``."""
     return f"β={beta:g}, λ={lam:g}"
