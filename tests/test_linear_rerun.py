@@ -6,23 +6,10 @@ from __future__ import annotations
 import re
 
 import pytest
-from workflow_runner import snakemake, with_setting, write_config
+from workflow_runner import TINY_LINEAR, snakemake, with_setting, write_config
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "linear": {
-        "dims": [{"n": 12, "m": 3, "s": 2}],
-        "restarts": 2,
-        "betas": [1, 8],
-        "lambdas": [0, 4],
-        "methods": ["fixed_point", "adamw"],
-        "adamw": {"steps": 100, "lr": 1.0e-2},
-        "contraction": {"betas": [2, 4], "lambdas": [0, 2], "iterations": 10, "restarts": 2},
-    },
-    "deep": {"datasets": [], "betas": [1], "lambdas": [0], "seeds": [0]},
-    "resources": {"linear": {"threads": 1}},
-}
 DIMS = "results/linear/n12_m3_s2"
 TABLES_AND_FIGURES = {
     "linear_tables": {"results/tables/linear_metrics.csv", "results/tables/linear_summary.csv"},
@@ -44,7 +31,7 @@ CONTRACTION = {
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("linear_rerun")
-    snakemake(workdir, "--cores", "1", config=write_config(workdir, TINY))
+    snakemake(workdir, "--cores", "1", config=write_config(workdir, TINY_LINEAR))
     return workdir
 
 
@@ -63,8 +50,8 @@ def planned(workdir, config: dict) -> dict[str, set[str]]:
 
 
 def changed(path: str, value) -> dict:
-    """TINY with the dotted key ``path`` set to ``value``."""
-    return with_setting(TINY, path, value)
+    """TINY_LINEAR with the dotted key ``path`` set to ``value``."""
+    return with_setting(TINY_LINEAR, path, value)
 
 
 def study(method: str) -> dict[str, set[str]]:
@@ -88,7 +75,7 @@ def study(method: str) -> dict[str, set[str]]:
     ids=["threads", "check_every", "contraction", "adamw_lr", "fixed_point_tol", "one_more_beta"],
 )
 def test_a_change_plans_exactly_the_jobs_it_affects(finished, path, value, expected):
-    assert planned(finished, TINY) == {}, "the finished run must be up to date"
+    assert planned(finished, TINY_LINEAR) == {}, "the finished run must be up to date"
     jobs = planned(finished, changed(path, value))
     # the verdicts of the claims are judged from every linear table, so they follow any change
     # of one; nothing else may

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from training_helpers import random_binary_images, tiny_settings
 from workflow_runner import snakemake, write_config
 
 from lambdabeta.grid import Run, packs
@@ -44,27 +45,13 @@ WEIGHT_ATOL = 1e-4
 
 @pytest.fixture(scope="module")
 def images():
-    rng = np.random.default_rng(0)
-    return (rng.random((32, 64, 64, 1)) > 0.7).astype(np.uint8) * 255
+    return random_binary_images()
 
 
 def tiny(**overrides) -> TrainSettings:
-    values = dict(
-        steps=12,
-        beta=4.0,
-        lam=0.0,
-        seed=0,
-        phase="stabilize",
-        run_name="tiny/beta4/seed0",
-        batch_size=4,
-        latent_dim=3,
-        lr=1e-3,
-        checkpoint_every=4,
-        log_every=3,
-        threads=1,
+    return tiny_settings(
+        **{"steps": 12, "lr": 1e-3, "checkpoint_every": 4, "log_every": 3} | overrides
     )
-    values.update(overrides)
-    return TrainSettings(**values)
 
 
 def member(folder: Path, settings: TrainSettings, init_model=None) -> PackMember:

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from training_helpers import random_binary_images, tiny_settings
 
 from lambdabeta import devices
 from lambdabeta.loader import DeviceImages
@@ -33,27 +34,11 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 
 @pytest.fixture(scope="module")
 def images():
-    rng = np.random.default_rng(0)
-    return (rng.random((32, 64, 64, 1)) > 0.7).astype(np.uint8) * 255
+    return random_binary_images()
 
 
 def tiny(**overrides) -> TrainSettings:
-    values = dict(
-        steps=10,
-        beta=4.0,
-        lam=0.0,
-        seed=0,
-        phase="stabilize",
-        run_name="tiny/beta4/seed0",
-        batch_size=4,
-        latent_dim=3,
-        checkpoint_every=3,
-        log_every=4,
-        channels_last=True,
-        threads=1,
-    )
-    values.update(overrides)
-    return TrainSettings(**values)
+    return tiny_settings(**overrides)
 
 
 def run(tmp_path, settings, images, name="run", **kwargs):

@@ -6,22 +6,9 @@ import shutil
 
 import pandas as pd
 import pytest
-from workflow_runner import REPO, snakemake, write_config
+from workflow_runner import REPO, TINY_LINEAR, snakemake, write_config
 
 pytestmark = pytest.mark.slow
-
-TINY_LINEAR = {
-    "linear": {
-        "dims": [{"n": 12, "m": 3, "s": 2}],
-        "restarts": 2,
-        "betas": [1, 8],
-        "lambdas": [0, 4],
-        "methods": ["fixed_point", "adamw"],
-        "adamw": {"steps": 200, "lr": 1.0e-2},
-        "contraction": {"betas": [2, 4], "lambdas": [0, 2], "iterations": 10, "restarts": 2},
-    },
-    "deep": {"datasets": [], "betas": [1], "lambdas": [0], "seeds": [0]},
-}
 
 LINEAR_OUTPUTS = [
     "results/tables/linear_metrics.csv",

@@ -13,6 +13,20 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SNAKEFILE = REPO / "Snakefile"
 
+TINY_LINEAR = {
+    "linear": {
+        "dims": [{"n": 12, "m": 3, "s": 2}],
+        "restarts": 2,
+        "betas": [1, 8],
+        "lambdas": [0, 4],
+        "methods": ["fixed_point", "adamw"],
+        "adamw": {"steps": 200, "lr": 1.0e-2},
+        "contraction": {"betas": [2, 4], "lambdas": [0, 2], "iterations": 10, "restarts": 2},
+    },
+    "deep": {"datasets": [], "betas": [1], "lambdas": [0], "seeds": [0]},
+}
+"""A linear study of seconds and no deep runs: the tiny config of the linear workflow tests."""
+
 
 def write_config(directory: Path, config: dict, name: str = "test.yaml") -> Path:
     path = directory / name

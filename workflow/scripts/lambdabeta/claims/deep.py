@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -247,6 +249,42 @@ def paired_change(
     )
 
 
+def _over_lambda_grid(
+    metrics: pd.DataFrame,
+    settings: ClaimSettings,
+    claim_id: str,
+    test: str,
+    judge: Callable[[str, float, float], tuple[list[Interval], list[str], str]],
+    choose: Callable[[list[Interval], list[str]], int] = lambda parts, verdicts: weakest(verdicts),
+    detail_prefix: str = "",
+) -> list[dict]:
+    """One row per dataset of a claim that must hold at every high β and every λ > 0.
+
+    ``judge(dataset, β, λ)`` gives that setting's intervals, their verdicts and a text; the claim
+    is ``verdict_all`` of every part, and the row reports the part ``choose`` picks (by default
+    the weakest). A dataset without the needed grid points gives ``not run``.
+    """
+    rows = []
+    for dataset in sorted(metrics["dataset"].unique()):
+        betas, lambdas, reason = lambda_grid(metrics, dataset, settings)
+        if reason:
+            rows.append(not_run(claim_id, dataset, test, reason))
+            continue
+        parts, verdicts, texts = [], [], []
+        for beta in betas:
+            for lam in lambdas:
+                intervals, part_verdicts, text = judge(dataset, beta, lam)
+                parts += intervals
+                verdicts += part_verdicts
+                texts.append(text)
+        decisive = choose(parts, verdicts)
+        detail = detail_prefix + "; ".join(texts)
+        rows.append(
+            claim_row(claim_id, dataset, test, verdict_all(verdicts), parts[decisive], detail)
+        )
+    return rows
+
+
 def deep_lambda_improves_reconstruction(
     metrics: pd.DataFrame, settings: ClaimSettings
 ) -> list[dict]:
@@ -256,36 +294,27 @@ def deep_lambda_improves_reconstruction(
         f"change NLL(β, λ) − NLL(β, 0), NLL = {nll}, 95 % bootstrap interval over seeds; "
         "reproduced if every interval is below 0; the row shows the least improvement"
     )
-    rows = []
-    for dataset in sorted(metrics["dataset"].unique()):
-        betas, lambdas, reason = lambda_grid(metrics, dataset, settings)
-        if reason:
-            rows.append(not_run("deep.lambda_improves_reconstruction", dataset, test, reason))
-            continue
-        parts, verdicts, texts = [], [], []
-        for beta in betas:
-            for lam in lambdas:
-                change = paired_change(metrics, dataset, beta, lam, nll, settings)
-                parts.append(change)
-                verdicts.append(verdict_below(change, 0.0, settings.min_seeds))
-                texts.append(f"{setting_text(beta, lam)}: {interval_text(change)}")
-        decisive = weakest(verdicts)
-        # among equally supported parts report the least improvement (largest change)
-        decisive = max(
-            (i for i, v in enumerate(verdicts) if v == verdicts[decisive]),
-            key=lambda i: parts[i].estimate,
-        )
-        rows.append(
-            claim_row(
-                "deep.lambda_improves_reconstruction",
-                dataset,
-                test,
-                verdict_all(verdicts),
-                parts[decisive],
-                f"NLL change ({nll}): " + "; ".join(texts),
-            )
-        )
-    return rows
+
+    def judge(dataset: str, beta: float, lam: float):
+        change = paired_change(metrics, dataset, beta, lam, nll, settings)
+        verdict = verdict_below(change, 0.0, settings.min_seeds)
+        return [change], [verdict], f"{setting_text(beta, lam)}: {interval_text(change)}"
+
+    def least_improvement(parts: list[Interval], verdicts: list[str]) -> int:
+        # among equally supported parts, the least improvement (largest change)
+        weakest_verdict = verdicts[weakest(verdicts)]
+        equals = (i for i, v in enumerate(verdicts) if v == weakest_verdict)
+        return max(equals, key=lambda i: parts[i].estimate)
+
+    return _over_lambda_grid(
+        metrics,
+        settings,
+        "deep.lambda_improves_reconstruction",
+        test,
+        judge,
+        least_improvement,
+        detail_prefix=f"NLL change ({nll}): ",
+    )
 
 
 def _preservation_parts(
@@ -317,30 +346,10 @@ def deep_lambda_preserves_disentanglement(
         f"above −{ACTIVE_LATENTS_MARGIN:g}; reproduced if all hold; the row shows the part that "
         "decided (MIG first among equals)"
     )
-    rows = []
-    for dataset in sorted(metrics["dataset"].unique()):
-        betas, lambdas, reason = lambda_grid(metrics, dataset, settings)
-        if reason:
-            rows.append(not_run("deep.lambda_preserves_disentanglement", dataset, test, reason))
-            continue
-        parts, verdicts, texts = [], [], []
-        for beta in betas:
-            for lam in lambdas:
-                intervals, part_verdicts, text = _preservation_parts(
-                    metrics, dataset, beta, lam, settings
-                )
-                parts += intervals
-                verdicts += part_verdicts
-                texts.append(text)
-        decisive = weakest(verdicts)
-        rows.append(
-            claim_row(
-                "deep.lambda_preserves_disentanglement",
-                dataset,
-                test,
-                verdict_all(verdicts),
-                parts[decisive],
-                "; ".join(texts),
-            )
-        )
-    return rows
+    return _over_lambda_grid(
+        metrics,
+        settings,
+        "deep.lambda_preserves_disentanglement",
+        test,
+        lambda dataset, beta, lam: _preservation_parts(metrics, dataset, beta, lam, settings),
+    )
