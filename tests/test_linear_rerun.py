@@ -55,7 +55,7 @@ def changed(path: str, value) -> dict:
 
 
 def study(method: str) -> dict[str, set[str]]:
-    return {"linear_study": {f"{DIMS}/{method}.csv"}}
+    return {f"linear_{method}": {f"{DIMS}/{method}.csv"}}
 
 
 @pytest.mark.parametrize(
@@ -63,16 +63,25 @@ def study(method: str) -> dict[str, set[str]]:
     [
         ("resources.linear.threads", 2, {}),
         ("linear.adamw.check_every", 7, {}),  # tol = 0: never checked
+        ("linear.adamw.device", "cpu", {}),  # logistics (the finished run planned `auto`)
         ("linear.contraction.iterations", 12, CONTRACTION),
         ("linear.adamw.lr", 2.0e-2, study("adamw") | TABLES_AND_FIGURES),
         ("linear.fixed_point.tol", 1.0e-8, study("fixed_point") | TABLES_AND_FIGURES),
         (
             "linear.betas",
             [1, 8, 16],
-            {"linear_study": {f"{DIMS}/adamw.csv", f"{DIMS}/fixed_point.csv"}} | TABLES_AND_FIGURES,
+            study("adamw") | study("fixed_point") | TABLES_AND_FIGURES,
         ),
     ],
-    ids=["threads", "check_every", "contraction", "adamw_lr", "fixed_point_tol", "one_more_beta"],
+    ids=[
+        "threads",
+        "check_every",
+        "device",
+        "contraction",
+        "adamw_lr",
+        "fixed_point_tol",
+        "one_more_beta",
+    ],
 )
 def test_a_change_plans_exactly_the_jobs_it_affects(finished, path, value, expected):
     assert planned(finished, TINY_LINEAR) == {}, "the finished run must be up to date"

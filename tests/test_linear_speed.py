@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from linear_helpers import small_instance
 
 from lambdabeta import linear as L
+from lambdabeta.linear import lapack
 from lambdabeta.linear.instance import Operators
 
 pytestmark = pytest.mark.trains
@@ -19,12 +21,17 @@ def instance() -> L.Instance:
     return small_instance()
 
 
-def test_precision_gradients_equal_the_reference_formulation(instance):
+# the CPU's per-matrix LAPACK kernels and torch's batched operators (what other devices run)
+KERNELS = {"lapack": L.ProjectedCholesky(EPSILON), "batched": L.ProjectedCholesky(EPSILON, False)}
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_precision_gradients_equal_the_reference_formulation(instance, kernels):
     """Loss and all four gradients through F = Σ_Z⁻¹ equal those through C_Z⁻¹ at a start."""
     grid = L.grid_entries(
         instance, 4, [1.0, 8.0], [0.0, 4.0], restarts=3, seed=2, init="authors", method="adamw"
     )
-    fast, reference = L.ProjectedCholesky(EPSILON), L.ProjectedCholeskyReference(EPSILON)
+    fast, reference = KERNELS[kernels], L.ProjectedCholeskyReference(EPSILON)
     tensors = [
         grid.init.a,
         grid.init.b,
@@ -40,8 +47,10 @@ def test_precision_gradients_equal_the_reference_formulation(instance):
         torch.testing.assert_close(grad / scale, ref_grad / scale, rtol=0.0, atol=1e-10)
 
 
-@pytest.mark.parametrize("report", ["last", "best"])
-def test_fast_adamw_trajectory_equals_the_reference(instance, report):
+@pytest.mark.parametrize(
+    ("kernels", "report"), [("lapack", "last"), ("lapack", "best"), ("batched", "best")]
+)
+def test_fast_adamw_trajectory_equals_the_reference(instance, kernels, report):
     """Three hundred AdamW steps agree with the reference formulation's within 1e-9 relative.
 
     At the paper's learning rate: at ten times it the trajectory from these starts passes close to
@@ -55,12 +64,20 @@ def test_fast_adamw_trajectory_equals_the_reference(instance, report):
         L.run_adamw(
             instance, grid.init, grid.beta, grid.lam, steps=300, parameterization=p, **settings
         ).params
-        for p in (L.ProjectedCholesky(EPSILON), L.ProjectedCholeskyReference(EPSILON))
+        for p in (KERNELS[kernels], L.ProjectedCholeskyReference(EPSILON))
     ]
     for field in ("a", "b", "sigma_z", "sigma_w"):
         fast, reference = getattr(results[0], field), getattr(results[1], field)
         relative = (fast - reference).abs().amax() / reference.abs().amax()
         assert relative < 1e-9, (field, relative.item())
+
+
+def test_lapack_kernels_name_a_covariance_that_is_not_positive_definite():
+    """Without ε a singular factor L gives a singular Σ_Z = LLᵀ: a clear error, not NaNs."""
+    chol = torch.eye(5, dtype=torch.float64).repeat(2, 1, 1)
+    chol[1, 2, 2] = 0.0
+    with pytest.raises(np.linalg.LinAlgError, match="Σ_Z of entry 1"):
+        lapack.precision_and_log_det(chol, 0.0, torch.empty_like(chol))
 
 
 def test_adamw_step_seconds_times_a_step():

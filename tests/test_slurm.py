@@ -332,9 +332,9 @@ def test_profile_runs_the_demo_through_slurm_as_a_local_run_does(cluster, tmp_pa
     assert sorted(job.label for job in jobs) == [
         "group_evaluate_evaluate",
         "group_finetune_finetune",
+        "rule_linear_adamw",
         "rule_linear_contraction",
-        "rule_linear_study",
-        "rule_linear_study",
+        "rule_linear_fixed_point",
         "rule_prepare_dataset",
         "rule_stabilize",
     ]

@@ -98,7 +98,7 @@ def test_paper_config_plans_the_whole_grid(tmp_path):
     assert counts["stabilize"] == 3 * 8 * 10
     assert counts["finetune"] == 3 * 8 * 10 * 5
     assert counts["evaluate"] == 3 * 8 * 10 * 6
-    assert counts["linear_study"] == 2 * 2
+    assert counts["linear_fixed_point"] == 2 and counts["linear_adamw"] == 2
     assert counts["fetch_dataset"] == 3 and counts["prepare_dataset"] == 3
 
 

@@ -391,7 +391,8 @@ def local_gpu_limit(gpus, jobs_per_gpu):
     return gpus * jobs_per_gpu if gpus > 0 else None
 
 
-GPU_LIMIT = local_gpu_limit(visible_gpus(), RESOURCES["jobs_per_gpu"])
+VISIBLE_GPUS = visible_gpus()
+GPU_LIMIT = local_gpu_limit(VISIBLE_GPUS, RESOURCES["jobs_per_gpu"])
 # an explicit `--resources gpu=N` (the SLURM profile sets 1 per submission) takes precedence
 if GPU_LIMIT is not None and "gpu" not in workflow.global_resources:
     workflow.global_resources["gpu"] = GPU_LIMIT

@@ -3,7 +3,8 @@
 #
 # Each job's `params` hold only the science of that job (lambdabeta.linear.settings): changing a
 # solver setting reruns that solver's jobs, changing `linear.contraction` reruns only the
-# contraction traces, and threads or other resources rerun nothing.
+# contraction traces, and threads, resources or `linear.adamw.device` rerun nothing. Each method
+# has its own rule, so that a cluster profile can send the AdamW jobs to GPUs alone.
 
 from lambdabeta.linear.settings import LinearSettings
 
@@ -28,13 +29,13 @@ rule linear_instance:
         "../scripts/linear_instance.py"
 
 
-rule linear_study:
+rule linear_fixed_point:
     input:
         instance="results/linear/{dims}/instance.npz",
     output:
-        "results/linear/{dims}/{method}.csv",
+        "results/linear/{dims}/fixed_point.csv",
     log:
-        "logs/linear/{dims}/{method}.log",
+        "logs/linear/{dims}/fixed_point.log",
     conda:
         "../../envs/torch.yaml"
     threads: RESOURCES["linear"]["threads"]
@@ -42,7 +43,29 @@ rule linear_study:
         mem_mb=RESOURCES["linear"]["mem_mb"],
         runtime=runtime("linear"),
     params:
-        science=lambda w: LINEAR_SETTINGS.study_job(w.dims, w.method).science(),
+        science=lambda w: LINEAR_SETTINGS.study_job(w.dims, "fixed_point").science(),
+    script:
+        "../scripts/linear_study.py"
+
+
+# The AdamW job asks for a GPU exactly when it will use one (`linear.adamw.device`: `cuda`, or
+# `auto` with a GPU visible to this process); the script then runs on the GPU it was granted.
+rule linear_adamw:
+    input:
+        instance="results/linear/{dims}/instance.npz",
+    output:
+        "results/linear/{dims}/adamw.csv",
+    log:
+        "logs/linear/{dims}/adamw.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: RESOURCES["linear"]["threads"]
+    resources:
+        gpu=int(LINEAR_SETTINGS.adamw.requests_gpu(VISIBLE_GPUS)) if LINEAR else 0,
+        mem_mb=RESOURCES["linear"]["mem_mb"],
+        runtime=runtime("linear"),
+    params:
+        science=lambda w: LINEAR_SETTINGS.study_job(w.dims, "adamw").science(),
     script:
         "../scripts/linear_study.py"
 

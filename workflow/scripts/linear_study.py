@@ -4,23 +4,37 @@ import time
 
 import torch
 
+from lambdabeta.devices import select_device
 from lambdabeta.io import atomic_path, log_to_file
-from lambdabeta.linear import StudyJob, load_instance, run_study
+from lambdabeta.linear import StudyJob, load_instance, run_study, use_threads
+from lambdabeta.linear.study import adamw_device
 
 log = log_to_file(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+use_threads(snakemake.threads)  # torch's and BLAS's threads
 job = StudyJob.from_science(snakemake.params.science)
 instance = load_instance(snakemake.input.instance)  # σ² is stored in the instance file
 
+# logistics: the configured device and the GPUs the scheduler granted this job
+device = torch.device("cpu")  # the fixed-point solver runs on the CPU
+if job.method == "adamw":
+    spec = snakemake.config["linear"]["adamw"]["device"]
+    granted = int(snakemake.resources.gpu)
+    device = select_device(
+        adamw_device(spec, granted, torch.cuda.device_count()),
+        jobs_per_gpu=snakemake.config["resources"]["jobs_per_gpu"],
+    )
+    log.info("AdamW steps on %s (linear.adamw.device: %s, GPUs granted: %d)", device, spec, granted)
+
 start = time.perf_counter()
-table = run_study(instance, job)
+table = run_study(instance, job, device=device)
 seconds = time.perf_counter() - start
 with atomic_path(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False)
 log.info(
-    "%s n=%d: %d runs in %.1f s, %d converged, largest stationarity residual %.2e",
+    "%s n=%d on %s: %d runs in %.1f s, %d converged, largest stationarity residual %.2e",
     job.method,
     job.dims.n,
+    device,
     len(table),
     seconds,
     table["converged"].sum(),

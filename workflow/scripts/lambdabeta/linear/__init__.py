@@ -9,6 +9,7 @@ Modules, one concern each:
 - ``instance``          the instance (Γ, Σ_V, σ²), its files and seeds
 - ``objective``         closed-form NLL, KL, L2, the loss, the optimal decoder and encoder
 - ``parameterization``  AdamW's covariance parameterisations, the loss and its gradients
+- ``lapack``            the n × n work of those gradients on the CPU, per matrix through LAPACK
 - ``fixed_point``       fixed-point iteration of Lemma 4.2
 - ``adamw``             batched AdamW
 - ``starts``            the restarts' starting points (``linear.init``)
@@ -53,10 +54,12 @@ _EXPORTS = {
         "ProjectedCholeskyReference",
         "parameterization_named",
     ),
+    "lapack": ("precision_and_log_det", "use_threads"),
     "fixed_point": ("FixedPointResult", "run_fixed_point"),
     "adamw": (
         "GRADIENT_BLOCK",
         "AdamWResult",
+        "adamw_update_",
         "adamw_step_seconds",
         "blockwise_loss_and_gradients",
         "run_adamw",

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch.optim.adamw import adamw as adamw_functional
 
 from .instance import DTYPE, Instance, Operators, make_instance
 from .objective import Params, frob2
@@ -88,30 +89,38 @@ def run_adamw(
     beta = beta.reshape(-1).to(DTYPE).to(device)
     lam = lam.reshape(-1).to(DTYPE).to(device)
     tensors = [
-        init.a.to(DTYPE).to(device, copy=True),
-        init.b.to(DTYPE).to(device, copy=True),
+        init.a.to(DTYPE).to(device, copy=True).contiguous(),
+        init.b.to(DTYPE).to(device, copy=True).contiguous(),
         parameterization.raw_from_covariance(init.sigma_z.to(device)),
         parameterization.raw_from_covariance(init.sigma_w.to(device)),
     ]
     all_beta, all_lam = beta, lam
-    optimizer = _adamw_optimizer(tensors, lr, weight_decay)
+    moments = _Moments.zeros_like(tensors)
     final = [t.clone() for t in tensors]
     best = _BestIterates(tensors) if report == "best" else None
     iterations = torch.full((entries,), steps, dtype=torch.long, device=device)
     converged = torch.zeros(entries, dtype=torch.bool, device=device)
     active = torch.arange(entries, device=device)
+    block_size = _block_size(device, entries)
     last_loss = None
 
     for step in range(1, steps + 1):
-        losses, grads = blockwise_loss_and_gradients(parameterization, ops, tensors, beta, lam)
-        if best is not None:
-            best.offer(active, losses, tensors, iteration=step - 1)
-        clip_gradients_(grads, grad_clip)
-        for t, g in zip(tensors, grads, strict=True):
-            t.grad = g
-        optimizer.step()
-        parameterization.project_(tensors[2])
-        parameterization.project_(tensors[3])
+        # Each block of entries goes through the whole step (gradients, best iterate, clip,
+        # update, projection) while its matrices are in the CPU cache
+        losses = torch.empty(len(active), dtype=DTYPE, device=device)
+        for start in range(0, len(active), block_size):
+            block = slice(start, start + block_size)
+            params = [t[block] for t in tensors]
+            block_losses, grads = parameterization.loss_and_gradients(
+                ops, *params, beta[block], lam[block]
+            )
+            losses[block] = block_losses
+            if best is not None:
+                best.offer(active[block], block_losses, params, iteration=step - 1)
+            clip_gradients_(grads, grad_clip)
+            adamw_update_(params, grads, moments.block(block), step, lr, weight_decay)
+            parameterization.project_(params[2])
+            parameterization.project_(params[3])
         if tol > 0 and step % check_every == 0:
             if last_loss is not None:
                 done = (losses - last_loss).abs() < tol * (1.0 + losses.abs())
@@ -124,7 +133,8 @@ def run_adamw(
                     active, beta, lam, losses = active[keep], beta[keep], lam[keep], losses[keep]
                     if active.numel() == 0:
                         break
-                    tensors, optimizer = _compact_adamw(optimizer, tensors, keep, lr, weight_decay)
+                    tensors = [t[keep] for t in tensors]
+                    moments = moments.select(keep)
             last_loss = losses
     with torch.no_grad():
         for f, t in zip(final, tensors, strict=True):
@@ -143,6 +153,74 @@ def run_adamw(
         sigma_w=parameterization.covariance(reported[3]).cpu(),
     )
     return AdamWResult(params, iterations.cpu(), converged.cpu(), reported_iteration.cpu())
+
+
+def _block_size(device: torch.device, entries: int) -> int:
+    """Entries per block of a step: ``GRADIENT_BLOCK`` on the CPU (cache-sized), all of them on
+    an accelerator (which wants few, large kernels)."""
+    return GRADIENT_BLOCK if device.type == "cpu" else max(entries, 1)
+
+
+# torch.optim.AdamW's defaults, which the authors' code keeps
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+
+
+@dataclass
+class _Moments:
+    """AdamW's first and second moment estimates of each parameter tensor (entries first)."""
+
+    exp_avg: list[torch.Tensor]
+    exp_avg_sq: list[torch.Tensor]
+
+    @classmethod
+    def zeros_like(cls, tensors: list[torch.Tensor]) -> _Moments:
+        return cls([torch.zeros_like(t) for t in tensors], [torch.zeros_like(t) for t in tensors])
+
+    def block(self, block: slice) -> _Moments:
+        """Views of the moments of the entries in ``block``."""
+        return _Moments([m[block] for m in self.exp_avg], [v[block] for v in self.exp_avg_sq])
+
+    def select(self, keep: torch.Tensor) -> _Moments:
+        """The moments of the entries ``keep`` (a boolean mask) selects."""
+        return _Moments([m[keep] for m in self.exp_avg], [v[keep] for v in self.exp_avg_sq])
+
+
+def adamw_update_(
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    moments: _Moments,
+    step: int,
+    lr: float,
+    weight_decay: float,
+) -> None:
+    """The ``step``-th AdamW update of ``params`` in place (torch.optim.AdamW's fused kernel,
+    its default β and ε): with g the gradient and t = ``step``,
+
+        θ ← θ(1 − lr·wd),  m ← β₁m + (1 − β₁)g,  v ← β₂v + (1 − β₂)g²,
+        θ ← θ − lr · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
+    """
+    device = params[0].device
+    # the fused kernel walks gradients in the parameters' memory order
+    grads = [g.contiguous() for g in grads]
+    # the kernel adds one to each step count before it uses it, as torch.optim.AdamW does
+    counts = [torch.tensor(step - 1.0, dtype=torch.float32, device=device) for _ in params]
+    adamw_functional(
+        params,
+        grads,
+        moments.exp_avg,
+        moments.exp_avg_sq,
+        [],
+        counts,
+        fused=True,
+        amsgrad=False,
+        beta1=ADAM_BETAS[0],
+        beta2=ADAM_BETAS[1],
+        lr=lr,
+        weight_decay=weight_decay,
+        eps=ADAM_EPS,
+        maximize=False,
+    )
 
 
 def operators_on(instance: Instance, device: torch.device) -> Operators:
@@ -179,16 +257,10 @@ class _BestIterates:
         improved = entries[rows]
         self.loss[improved] = losses[rows]
         # While the loss falls every entry improves at every step: then the iterates are copied
-        # as they are, without gathering them first (a gather of n × n factors costs as much as
-        # a product of them)
+        # as they are, without gathering them first
         every_row = rows.numel() == losses.numel()
-        every_entry = every_row and improved.numel() == self.loss.numel()
         for kept, t in zip(self.tensors, tensors, strict=True):
-            source = t.detach() if every_row else t.detach()[rows]
-            if every_entry:
-                kept.copy_(source)
-            else:
-                kept[improved] = source
+            kept.index_copy_(0, improved, t.detach() if every_row else t.detach()[rows])
         if isinstance(iteration, torch.Tensor):
             iteration = iteration[rows]
         self.iteration[improved] = iteration
@@ -213,30 +285,6 @@ def blockwise_loss_and_gradients(
         for full, part in zip(grads, block_grads, strict=True):
             full[block] = part
     return losses, grads
-
-
-def _adamw_optimizer(tensors: list[torch.Tensor], lr: float, weight_decay: float):
-    return torch.optim.AdamW(tensors, lr=lr, weight_decay=weight_decay, fused=True)
-
-
-def _compact_adamw(
-    optimizer: torch.optim.AdamW,
-    tensors: list[torch.Tensor],
-    keep: torch.Tensor,
-    lr: float,
-    weight_decay: float,
-) -> tuple[list[torch.Tensor], torch.optim.AdamW]:
-    """Drop finished entries from the parameters and from AdamW's moment estimates."""
-    kept = [t.detach()[keep] for t in tensors]
-    compacted = _adamw_optimizer(kept, lr, weight_decay)
-    for old, new in zip(tensors, kept, strict=True):
-        state = optimizer.state[old]
-        compacted.state[new] = {
-            "step": state["step"].clone(),
-            "exp_avg": state["exp_avg"][keep],
-            "exp_avg_sq": state["exp_avg_sq"][keep],
-        }
-    return kept, compacted
 
 
 def adamw_step_seconds(

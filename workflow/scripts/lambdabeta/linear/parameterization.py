@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import lapack
 from .instance import DTYPE, Operators
 from .objective import frob2
 
@@ -122,16 +123,17 @@ def _loss_and_gradients_from_precision(
     log_det_w: torch.Tensor,
     beta: torch.Tensor,
     lam: torch.Tensor,
-) -> tuple[_SharedGradients, torch.Tensor]:
-    """The loss and shared gradients given F = Σ_Z⁻¹ itself, and ∂/∂Σ_Z doubled: F − FRF.
+) -> tuple[_SharedGradients, torch.Tensor, torch.Tensor]:
+    """The loss and shared gradients given F = Σ_Z⁻¹ itself, and the low-rank part of FRF.
 
     The same closed form as ``_loss_and_covariance_gradients`` with every C_Z⁻¹ product replaced
     by one with F (U = [A, T, G], FU one n × (2m + s) product):
 
         tr(FR) = σ² tr F + ⟨G, FG⟩ − 2⟨T, FA⟩ + ⟨AΣ_X, FA⟩
-        FRF    = σ²F² + (FG)(FG)ᵀ − (FA)(FT)ᵀ − (FT)(FA)ᵀ + (FA)Σ_X(FA)ᵀ
+        FRF    = σ²F² + (FG)(FG)ᵀ − (FA)(FT)ᵀ − (FT)(FA)ᵀ + (FA)Σ_X(FA)ᵀ = σ²F² + VWᵀ
 
-    so that the only n × n products left are F² and, by the caller, (F − FRF)L.
+    with V = [FG, FAΣ_X − FT, −FA] and W = [FG, FA, FT] (n × (2m + s)), returned beside the
+    result, so that the only n × n products left to the caller are F² and (F − FRF)L.
     The ``identity_minus_m`` field of the result is left as None: M is never formed.
     """
     n, m = a.shape[-2], a.shape[-1]
@@ -166,14 +168,10 @@ def _loss_and_gradients_from_precision(
     a_p_a = a.mT @ f_a + 2.0 * lam * (a.mT @ a)
     w_curvature = a_p_a + beta * eye_m
     grad_b = w_curvature @ t.mT - ops.sigma_y_times(p_a).mT
-    # F − FRF accumulated in one n × n buffer: F − σ²F·F, then the low-rank terms
-    f_minus_frf = torch.baddbmm(precision_z, precision_z, precision_z, alpha=-ops.noise_var)
-    f_minus_frf.baddbmm_(
-        torch.cat([f_g, f_a_sigma_x - f_t, -f_a], -1),
-        torch.cat([f_g, f_a, f_t], -1).mT,
-        alpha=-1.0,
-    )
-    return _SharedGradients(loss_value, grad_a, grad_b, w_curvature, None), f_minus_frf
+    low_rank_left = torch.cat([f_g, f_a_sigma_x - f_t, -f_a], -1)
+    low_rank_right = torch.cat([f_g, f_a, f_t], -1)
+    shared = _SharedGradients(loss_value, grad_a, grad_b, w_curvature, None)
+    return shared, low_rank_left, low_rank_right
 
 
 def _lower_inverse(chol: torch.Tensor) -> torch.Tensor:
@@ -252,14 +250,20 @@ class ProjectedCholesky:
     The gradient is that of the full matrix L (its upper part included, as autograd gives it
     for an unconstrained L), so a gradient-norm clip sees the same norm as in the authors' code;
     the projection then discards what the step did to the upper part.
+
+    With ``lapack`` (the default) float64 entries on the CPU take their n × n work through
+    per-matrix BLAS and LAPACK calls (``lapack``), other devices (and ``lapack=False``) through
+    torch's batched operators; both compute the same formulas.
     """
 
     epsilon: float = 5.0e-5
+    lapack: bool = True
     name = "authors"
 
     def raw_from_covariance(self, sigma: torch.Tensor) -> torch.Tensor:
-        """L = chol(Σ): the start is LLᵀ + εI, within ε of Σ."""
-        return torch.linalg.cholesky(sigma.to(DTYPE))
+        """L = chol(Σ): the start is LLᵀ + εI, within ε of Σ. Row-major, as the CPU kernels
+        need it (LAPACK returns it column-major)."""
+        return torch.linalg.cholesky(sigma.to(DTYPE)).contiguous()
 
     def covariance(self, raw: torch.Tensor) -> torch.Tensor:
         eye = torch.eye(raw.shape[-1], dtype=DTYPE, device=raw.device)
@@ -285,16 +289,31 @@ class ProjectedCholesky:
         (potri). Four n × n operations per entry (LLᵀ, Cholesky, F, F² and (F − FRF)L) against
         the seven of ``reference_loss_and_gradients``, which goes through C_Z⁻¹.
         """
-        sigma_z, sigma_w = self.covariance(l_z), self.covariance(l_w)
-        c_z, c_w = torch.linalg.cholesky(sigma_z), torch.linalg.cholesky(sigma_w)
-        log_det_z = 2.0 * torch.log(torch.diagonal(c_z, 0, -2, -1)).sum(-1)
+        sigma_w = self.covariance(l_w)
+        c_w = torch.linalg.cholesky(sigma_w)
         log_det_w = 2.0 * torch.log(torch.diagonal(c_w, 0, -2, -1)).sum(-1)
-        shared, f_minus_frf = _loss_and_gradients_from_precision(
-            ops, a, b, torch.cholesky_inverse(c_z), sigma_w, log_det_z, log_det_w, beta, lam
+        through_lapack = self.lapack and _lapack_can_take(l_z)
+        if through_lapack:
+            precision_z = torch.empty_like(l_z)
+            log_det_z = lapack.precision_and_log_det(l_z, self.epsilon, precision_z)
+        else:
+            c_z = torch.linalg.cholesky(self.covariance(l_z))
+            log_det_z = 2.0 * torch.log(torch.diagonal(c_z, 0, -2, -1)).sum(-1)
+            precision_z = torch.cholesky_inverse(c_z)
+        shared, left, right = _loss_and_gradients_from_precision(
+            ops, a, b, precision_z, sigma_w, log_det_z, log_det_w, beta, lam
         )
         w_inv = torch.cholesky_inverse(c_w)
         grad_l_w = (shared.w_curvature - beta.reshape(-1, 1, 1) * w_inv) @ l_w
-        grad_l_z = torch.bmm(f_minus_frf, l_z)
+        # ∂/∂L_Z = (F − σ²F² − VWᵀ)L, accumulated in one n × n buffer per entry
+        if through_lapack:
+            residual = torch.baddbmm(precision_z, left, right.mT, alpha=-1.0)
+            grad_l_z = lapack.subtract_scaled_square_and_multiply_(
+                residual, precision_z, l_z, ops.noise_var
+            )
+        else:
+            residual = torch.baddbmm(precision_z, precision_z, precision_z, alpha=-ops.noise_var)
+            grad_l_z = torch.bmm(residual.baddbmm_(left, right.mT, alpha=-1.0), l_z)
         return shared.loss, [shared.grad_a, shared.grad_b, grad_l_z, grad_l_w]
 
     def reference_loss_and_gradients(
@@ -332,6 +351,11 @@ class ProjectedCholeskyReference(ProjectedCholesky):
 
     def loss_and_gradients(self, *args, **kwargs):
         return self.reference_loss_and_gradients(*args, **kwargs)
+
+
+def _lapack_can_take(chol: torch.Tensor) -> bool:
+    """Whether ``lapack``'s kernels apply: contiguous float64 matrices in CPU memory."""
+    return chol.device.type == "cpu" and chol.dtype == torch.float64 and chol.is_contiguous()
 
 
 Parameterization = LogCholesky | ProjectedCholesky

@@ -8,8 +8,8 @@ held equal by a test) and hands out one job description per rule (``lambdabeta.l
 - ``StudyJob``: one method on one instance, with the settings of that method only;
 - ``ContractionJob``: the fixed-point traces of the contraction figure.
 
-A job's ``science()`` is what its rule puts in ``params``. Threads are logistics: the entry
-scripts take them from the scheduler.
+A job's ``science()`` is what its rule puts in ``params``. Threads and ``adamw.device`` are
+logistics: the entry scripts take them from the scheduler and the config, and no job carries them.
 
 Settings that differ by problem size are given per n: ``{50: 30000, 100: 50000}`` (a mapping
 from n to the value) or one value for every n.
@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..settings import check_device_spec
 from .jobs import (
     AdamWRun,
     ContractionJob,
@@ -80,6 +81,10 @@ class AdamWSettings:
     (``report: best``), lr 10⁻³ and weight decay 0.01, with their step budget and clip
     thresholds for n = 100 (50,000 steps; (A, B) clipped at 2, the covariance factors at 3) for
     every n; config/config.yaml gives their values per n (n = 50: 30,000 steps, clips 1 and 2).
+
+    ``device`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``) is where the steps run: logistics, so
+    ``for_n`` leaves it out of the job (``lambdabeta.linear.study.adamw_device`` resolves it
+    when the job runs).
     """
 
     steps: int | Mapping[int, int] = 50_000
@@ -91,8 +96,13 @@ class AdamWSettings:
     report: str = "best"
     tol: float = 0.0
     check_every: int = 500
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        try:
+            check_device_spec(self.device)
+        except ValueError as error:
+            raise ValueError(f"config key 'linear.adamw.device': {error}") from None
         if self.parameterization not in PARAMETERIZATIONS:
             raise ValueError(
                 f"config key 'linear.adamw.parameterization': {self.parameterization!r} is not "
@@ -116,6 +126,14 @@ class AdamWSettings:
                 else as_grad_clip(clip)
             )
         return cls(**values)
+
+    def requests_gpu(self, visible_gpus: int) -> bool:
+        """Whether an AdamW job asks the scheduler for a GPU: always for ``cuda``/``cuda:N``,
+        for ``auto`` when the planning process sees a GPU (``visible_gpus`` > 0), never for
+        ``cpu``."""
+        if self.device == "auto":
+            return visible_gpus > 0
+        return self.device != "cpu"
 
     def for_n(self, n: int) -> AdamWRun:
         """The settings at problem size n; a per-n setting without an entry for n is an error

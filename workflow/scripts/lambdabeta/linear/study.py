@@ -1,4 +1,5 @@
-"""A whole (β, λ) grid of one method as one batched computation, and its per-restart table."""
+"""A whole (β, λ) grid of one method as one batched computation, and its per-restart table;
+the device an AdamW study job runs on."""
 
 from __future__ import annotations
 
@@ -100,12 +101,14 @@ def run_grid(
     seed: int,
     solver: FixedPointSettings | AdamWRun,
     init: str = "scaled_normal",
+    device: str | torch.device = "cpu",
 ) -> pd.DataFrame:
     """Every (β, λ, restart) of one method as one batched computation; one row per entry.
 
     ``seed`` draws the starts; ``iterations`` is what each entry ran and ``reported_iteration``
     the step count of the iterate the row describes (AdamW with ``report: best`` may report an
-    earlier iterate than its last).
+    earlier iterate than its last). AdamW steps run on ``device``; the fixed-point iteration
+    always runs on the CPU, and the table is computed there.
     """
     grid = grid_entries(instance, m, betas, lambdas, restarts, seed, init=init, method=method)
     beta, lam, start = grid.beta, grid.lam, grid.init
@@ -134,6 +137,7 @@ def run_grid(
             check_every=solver.check_every,
             parameterization=parameterization_named(solver.parameterization, solver.epsilon),
             report=solver.report,
+            device=device,
         )
         reported_iteration = result.reported_iteration
     else:
@@ -146,8 +150,40 @@ def run_grid(
     return table
 
 
-def run_study(instance: Instance, job: StudyJob) -> pd.DataFrame:
-    """The table of one study job: ``run_grid`` with the job's settings, and its dims."""
+def adamw_device(spec: str, granted_gpus: int, cuda_devices: int) -> str:
+    """The device an AdamW study job runs its steps on.
+
+    ``spec`` is ``linear.adamw.device``, ``granted_gpus`` the job's ``gpu`` resource and
+    ``cuda_devices`` how many CUDA devices torch sees in the job:
+
+    - ``cpu``, or no GPU granted: ``cpu`` (a job without a GPU slot leaves the GPUs to the jobs
+      that hold one, even where ``spec`` names one);
+    - ``auto`` with a GPU granted: ``cuda`` when torch sees a CUDA device, else ``cpu``;
+    - ``cuda`` or ``cuda:N`` with a GPU granted: that device; an error naming the config key
+      when torch sees no CUDA device, or no device N.
+
+    The result is a device specification for ``lambdabeta.devices.select_device``, which picks
+    one of several visible GPUs for ``cuda``.
+    """
+    if spec == "cpu" or granted_gpus < 1:
+        return "cpu"
+    if spec == "auto":
+        return "cuda" if cuda_devices > 0 else "cpu"
+    index = int(spec.partition(":")[2] or 0)
+    if index >= cuda_devices:
+        seen = "no CUDA device" if cuda_devices == 0 else f"only {cuda_devices} CUDA device(s)"
+        raise RuntimeError(
+            f"config key 'linear.adamw.device': {spec!r} asks for a GPU, but torch sees {seen} "
+            "here; set it to 'auto' or 'cpu' to run the AdamW study on the CPU"
+        )
+    return spec
+
+
+def run_study(
+    instance: Instance, job: StudyJob, device: str | torch.device = "cpu"
+) -> pd.DataFrame:
+    """The table of one study job: ``run_grid`` with the job's settings, and its dims; AdamW
+    steps run on ``device``."""
     dims = job.dims
     table = run_grid(
         instance,
@@ -159,6 +195,7 @@ def run_study(instance: Instance, job: StudyJob) -> pd.DataFrame:
         seed=starts_seed(job.seed, dims.n, dims.m, dims.s),
         solver=job.solver,
         init=job.init,
+        device=device,
     )
     for column in ("s", "m", "n"):
         table.insert(0, column, getattr(dims, column))
