@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from linear_helpers import small_instance
+from scipy.linalg import blas
 
 from lambdabeta import linear as L
 from lambdabeta.linear import lapack
@@ -78,6 +79,16 @@ def test_lapack_kernels_name_a_covariance_that_is_not_positive_definite():
     chol[1, 2, 2] = 0.0
     with pytest.raises(np.linalg.LinAlgError, match="Σ_Z of entry 1"):
         lapack.precision_and_log_det(chol, 0.0, torch.empty_like(chol))
+
+
+def test_a_result_blas_could_not_write_in_place_still_reaches_the_buffer():
+    """A row-major buffer makes the BLAS wrapper compute into a copy; it is copied back."""
+    buffer = np.zeros((3, 3))
+    twice = 2.0 * np.eye(3, order="F")
+    result = blas.dgemm(1.0, twice, twice, c=buffer, overwrite_c=1)
+    assert not np.shares_memory(result, buffer)
+    lapack._into(buffer, result)
+    np.testing.assert_array_equal(buffer, 4.0 * np.eye(3))
 
 
 def test_adamw_step_seconds_times_a_step():

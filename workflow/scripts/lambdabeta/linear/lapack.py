@@ -33,6 +33,14 @@ def _views(tensor: torch.Tensor) -> np.ndarray:
     return tensor.numpy().transpose(0, 2, 1)
 
 
+def _into(view: np.ndarray, result: np.ndarray) -> np.ndarray:
+    """``result`` of a BLAS call asked to overwrite ``view``, made sure to be in ``view``: the
+    wrappers overwrite in place when the array's layout allows, and copy otherwise."""
+    if result.ctypes.data != view.ctypes.data:
+        view[...] = result
+    return view
+
+
 def precision_and_log_det(chol: torch.Tensor, epsilon: float, out: torch.Tensor) -> torch.Tensor:
     """F = Σ⁻¹ of Σ = LLᵀ + εI (the full symmetric matrix, into ``out``) and log|Σ|, for each
     lower-triangular L of ``chol`` (k × n × n, float64, CPU, contiguous).
@@ -47,12 +55,14 @@ def precision_and_log_det(chol: torch.Tensor, epsilon: float, out: torch.Tensor)
     for i in range(k):
         sigma = results[i]
         sigma[...] = epsilon_identity
-        blas.dsyrk(1.0, factors[i], trans=1, lower=1, beta=1.0, c=sigma, overwrite_c=1)
+        _into(
+            sigma, blas.dsyrk(1.0, factors[i], trans=1, lower=1, beta=1.0, c=sigma, overwrite_c=1)
+        )
         c, info = lapack.dpotrf(sigma, lower=1, clean=0, overwrite_a=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"Σ_Z of entry {i} is not positive definite")
         log_det[i] = 2.0 * np.log(c.diagonal()).sum()
-        lapack.dpotri(c, lower=1, overwrite_c=1)
+        _into(sigma, lapack.dpotri(c, lower=1, overwrite_c=1)[0])
     # potri fills the lower triangle of each column-major view: the upper one of the tensor
     out.triu_()
     out += out.mT.tril(-1)
@@ -70,7 +80,7 @@ def subtract_scaled_square_and_multiply_(
     """
     targets, squares, factors = _views(residual), _views(precision), _views(chol)
     for i in range(residual.shape[0]):
-        f = squares[i]
-        target = blas.dgemm(-scale, f, f, beta=1.0, c=targets[i], overwrite_c=1)
-        blas.dtrmm(1.0, factors[i], target, side=0, lower=0, overwrite_b=1)
+        f, target = squares[i], targets[i]
+        _into(target, blas.dgemm(-scale, f, f, beta=1.0, c=target, overwrite_c=1))
+        _into(target, blas.dtrmm(1.0, factors[i], target, side=0, lower=0, overwrite_b=1))
     return residual
