@@ -90,8 +90,8 @@ def seconds_per_adamw_step(instance, grid, adam: dict, steps: int) -> tuple[floa
 # (what a GPU runs), and through Σ_Z⁻¹ with per-matrix LAPACK calls (the CPU's default).
 def formulations(epsilon: float) -> dict:
     return {
-        "through C_Z⁻¹ (reference)": L.ProjectedCholeskyReference(epsilon, lapack=False),
-        "through Σ_Z⁻¹, torch batched": L.ProjectedCholesky(epsilon, lapack=False),
+        "through C_Z⁻¹ (reference)": L.ProjectedCholeskyReference(epsilon),
+        "through Σ_Z⁻¹, torch batched": L.ProjectedCholesky(epsilon, lapack_on_cpu=False),
         "through Σ_Z⁻¹, per-matrix LAPACK": L.ProjectedCholesky(epsilon),
     }
 

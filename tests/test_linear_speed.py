@@ -23,7 +23,10 @@ def instance() -> L.Instance:
 
 
 # the CPU's per-matrix LAPACK kernels and torch's batched operators (what other devices run)
-KERNELS = {"lapack": L.ProjectedCholesky(EPSILON), "batched": L.ProjectedCholesky(EPSILON, False)}
+KERNELS = {
+    "lapack": L.ProjectedCholesky(EPSILON),
+    "batched": L.ProjectedCholesky(EPSILON, lapack_on_cpu=False),
+}
 
 
 @pytest.mark.parametrize("kernels", KERNELS)

@@ -251,13 +251,13 @@ class ProjectedCholesky:
     for an unconstrained L), so a gradient-norm clip sees the same norm as in the authors' code;
     the projection then discards what the step did to the upper part.
 
-    With ``lapack`` (the default) float64 entries on the CPU take their n × n work through
-    per-matrix BLAS and LAPACK calls (``lapack``), other devices (and ``lapack=False``) through
-    torch's batched operators; both compute the same formulas.
+    With ``lapack_on_cpu`` (the default) float64 entries on the CPU take their n × n work through
+    per-matrix BLAS and LAPACK calls (module ``lapack``), other devices (and
+    ``lapack_on_cpu=False``) through torch's batched operators; both compute the same formulas.
     """
 
     epsilon: float = 5.0e-5
-    lapack: bool = True
+    lapack_on_cpu: bool = True
     name = "authors"
 
     def raw_from_covariance(self, sigma: torch.Tensor) -> torch.Tensor:
@@ -286,13 +286,14 @@ class ProjectedCholesky:
 
         ∂/∂L = 2(∂/∂Σ)L for Σ = LLᵀ + εI: ∂/∂L_W = (AᵀPA + βI − βΣ_W⁻¹)L_W and
         ∂/∂L_Z = (F − FRF)L_Z with F = Σ_Z⁻¹ from its Cholesky factor in one LAPACK call
-        (potri). Four n × n operations per entry (LLᵀ, Cholesky, F, F² and (F − FRF)L) against
-        the seven of ``reference_loss_and_gradients``, which goes through C_Z⁻¹.
+        (potri). Five n × n operations per entry (LLᵀ, Cholesky, F, F² and (F − FRF)L) against
+        the seven of ``reference_loss_and_gradients``, which goes through C_Z⁻¹; on the CPU the
+        triangular and symmetric ones run as such (``lapack``).
         """
         sigma_w = self.covariance(l_w)
         c_w = torch.linalg.cholesky(sigma_w)
         log_det_w = 2.0 * torch.log(torch.diagonal(c_w, 0, -2, -1)).sum(-1)
-        through_lapack = self.lapack and _lapack_can_take(l_z)
+        through_lapack = self.lapack_on_cpu and _lapack_can_take(l_z)
         if through_lapack:
             precision_z = torch.empty_like(l_z)
             log_det_z = lapack.precision_and_log_det(l_z, self.epsilon, precision_z)
