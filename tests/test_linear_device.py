@@ -19,6 +19,7 @@ from snakemake.utils import validate
 from workflow_runner import REPO, TINY_LINEAR, snakemake, with_setting, write_config
 
 from lambdabeta import linear as L
+from lambdabeta.devices import select_device
 from lambdabeta.linear import study
 from lambdabeta.linear.settings import AdamWSettings, LinearSettings
 from lambdabeta.linear.study import adamw_device
@@ -33,29 +34,42 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 # ---- the device a job runs on ------------------------------------------------------------------
 
 
+def device_of_job(spec, granted, cuda_devices, monkeypatch, lock_dir) -> torch.device:
+    """The device the AdamW script picks for ``spec`` and ``granted`` GPUs, in a process where
+    torch sees ``cuda_devices`` CUDA devices."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_devices > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_devices)
+    return select_device(
+        adamw_device(spec, granted), lock_dir=lock_dir, setting="linear.adamw.device"
+    )
+
+
 @pytest.mark.parametrize(
     ("spec", "granted", "cuda_devices", "expected"),
     [
         ("cpu", 1, 2, "cpu"),
         ("auto", 1, 0, "cpu"),  # a GPU slot granted, but no CUDA in this process
         ("auto", 0, 2, "cpu"),  # GPUs here, but none granted to this job
-        ("auto", 1, 2, "cuda"),
+        ("auto", 1, 2, "cuda:0"),  # the first free GPU slot
         ("cuda", 0, 2, "cpu"),  # the scheduler's grant wins over the config
         ("cuda", 0, 0, "cpu"),
-        ("cuda", 1, 1, "cuda"),
+        ("cuda", 1, 1, "cuda:0"),
         ("cuda:1", 1, 2, "cuda:1"),
     ],
 )
 def test_the_job_runs_on_the_configured_device_it_was_granted(
-    spec, granted, cuda_devices, expected
+    spec, granted, cuda_devices, expected, monkeypatch, tmp_path
 ):
-    assert adamw_device(spec, granted, cuda_devices) == expected
+    device = device_of_job(spec, granted, cuda_devices, monkeypatch, tmp_path)
+    assert device == torch.device(expected)
 
 
 @pytest.mark.parametrize(("spec", "cuda_devices"), [("cuda", 0), ("cuda:0", 0), ("cuda:2", 2)])
-def test_a_gpu_that_is_not_there_is_an_error_naming_the_key(spec, cuda_devices):
+def test_a_gpu_that_is_not_there_is_an_error_naming_the_key(
+    spec, cuda_devices, monkeypatch, tmp_path
+):
     with pytest.raises(RuntimeError, match=r"linear\.adamw\.device.*CUDA device"):
-        adamw_device(spec, granted_gpus=1, cuda_devices=cuda_devices)
+        device_of_job(spec, 1, cuda_devices, monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -341,6 +341,23 @@ def figure_outputs(name, caption, category):
     }
 
 
+# ---- the linear study ------------------------------------------------------------------
+
+
+def linear_study_science(method):
+    """The `params` of a study job of ``method``: that job's science."""
+    return lambda w: LINEAR_SETTINGS.study_job(w.dims, method).science()
+
+
+def linear_study_gpus(method):
+    """The GPU request of a study job: the AdamW job asks for one exactly when it will use one
+    (`linear.adamw.device`: `cuda`, or `auto` with a GPU visible to this process; the script then
+    runs on the GPU it was granted); the fixed-point solver runs on the CPU and asks for none."""
+    if method == "adamw" and LINEAR:
+        return {"gpu": int(LINEAR_SETTINGS.adamw.requests_gpu(VISIBLE_GPUS))}
+    return {}
+
+
 # ---- resources ----------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@
 # contraction traces, and threads, resources or `linear.adamw.device` rerun nothing. Each method
 # has its own rule, so that a cluster profile can send the AdamW jobs to GPUs alone.
 
-from lambdabeta.linear.settings import LinearSettings
+from lambdabeta.linear.settings import METHODS, LinearSettings
 
 LINEAR_SETTINGS = LinearSettings.from_config(LINEAR) if LINEAR else None
 LINEAR_DIMS = [dims.name for dims in LINEAR_SETTINGS.dims] if LINEAR else []
@@ -29,45 +29,28 @@ rule linear_instance:
         "../scripts/linear_instance.py"
 
 
-rule linear_fixed_point:
-    input:
-        instance="results/linear/{dims}/instance.npz",
-    output:
-        "results/linear/{dims}/fixed_point.csv",
-    log:
-        "logs/linear/{dims}/fixed_point.log",
-    conda:
-        "../../envs/torch.yaml"
-    threads: RESOURCES["linear"]["threads"]
-    resources:
-        mem_mb=RESOURCES["linear"]["mem_mb"],
-        runtime=runtime("linear"),
-    params:
-        science=lambda w: LINEAR_SETTINGS.study_job(w.dims, "fixed_point").science(),
-    script:
-        "../scripts/linear_study.py"
+for method in METHODS:
 
-
-# The AdamW job asks for a GPU exactly when it will use one (`linear.adamw.device`: `cuda`, or
-# `auto` with a GPU visible to this process); the script then runs on the GPU it was granted.
-rule linear_adamw:
-    input:
-        instance="results/linear/{dims}/instance.npz",
-    output:
-        "results/linear/{dims}/adamw.csv",
-    log:
-        "logs/linear/{dims}/adamw.log",
-    conda:
-        "../../envs/torch.yaml"
-    threads: RESOURCES["linear"]["threads"]
-    resources:
-        gpu=int(LINEAR_SETTINGS.adamw.requests_gpu(VISIBLE_GPUS)) if LINEAR else 0,
-        mem_mb=RESOURCES["linear"]["mem_mb"],
-        runtime=runtime("linear"),
-    params:
-        science=lambda w: LINEAR_SETTINGS.study_job(w.dims, "adamw").science(),
-    script:
-        "../scripts/linear_study.py"
+    rule:
+        name:
+            f"linear_{method}"
+        input:
+            instance="results/linear/{dims}/instance.npz",
+        output:
+            f"results/linear/{{dims}}/{method}.csv",
+        log:
+            f"logs/linear/{{dims}}/{method}.log",
+        conda:
+            "../../envs/torch.yaml"
+        threads: RESOURCES["linear"]["threads"]
+        resources:
+            **linear_study_gpus(method),
+            mem_mb=RESOURCES["linear"]["mem_mb"],
+            runtime=runtime("linear"),
+        params:
+            science=linear_study_science(method),
+        script:
+            "../scripts/linear_study.py"
 
 
 rule linear_contraction:

@@ -20,8 +20,9 @@ if job.method == "adamw":
     spec = snakemake.config["linear"]["adamw"]["device"]
     granted = int(snakemake.resources.gpu)
     device = select_device(
-        adamw_device(spec, granted, torch.cuda.device_count()),
+        adamw_device(spec, granted),
         jobs_per_gpu=snakemake.config["resources"]["jobs_per_gpu"],
+        setting="linear.adamw.device",
     )
     log.info("AdamW steps on %s (linear.adamw.device: %s, GPUs granted: %d)", device, spec, granted)
 

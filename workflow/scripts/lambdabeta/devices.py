@@ -124,23 +124,33 @@ def claim_gpu_slot(
 
 
 def select_device(
-    spec: str, jobs_per_gpu: int = 1, lock_dir: str | os.PathLike | None = None
+    spec: str,
+    jobs_per_gpu: int = 1,
+    lock_dir: str | os.PathLike | None = None,
+    setting: str = "device",
 ) -> torch.device:
     """The torch device for ``spec`` (``auto`` = CUDA if available, else CPU).
 
     ``cuda:N`` is used as given. ``auto``/``cuda`` with one visible GPU use ``cuda:0``; with
     several, the process claims a GPU slot (see the module docstring) and keeps it until it exits.
+    A GPU that torch does not see is an error naming ``setting``, the config key of ``spec``.
     """
     check_device_spec(spec)
     if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
+    hint = f"; set {setting} to 'auto' or 'cpu' to run on the CPU"
     if not torch.cuda.is_available():
-        raise RuntimeError(f"device {spec!r} requested but CUDA is not available to torch")
+        raise RuntimeError(
+            f"{setting} {spec!r} requested but CUDA is not available to torch: it sees no CUDA "
+            f"device{hint}"
+        )
     num_gpus = torch.cuda.device_count()
     if spec.startswith("cuda:"):
         index = int(spec.split(":")[1])
         if index >= num_gpus:
-            raise ValueError(f"device {spec!r} requested but only {num_gpus} GPU(s) are visible")
+            raise RuntimeError(
+                f"{setting} {spec!r} requested but torch sees only {num_gpus} CUDA device(s){hint}"
+            )
         return torch.device(spec)
     if num_gpus == 1:
         return torch.device("cuda:0")

@@ -101,15 +101,13 @@ def run_adamw(
     iterations = torch.full((entries,), steps, dtype=torch.long, device=device)
     converged = torch.zeros(entries, dtype=torch.bool, device=device)
     active = torch.arange(entries, device=device)
-    block_size = _block_size(device, entries)
     last_loss = None
 
     for step in range(1, steps + 1):
         # Each block of entries goes through the whole step (gradients, best iterate, clip,
         # update, projection) while its matrices are in the CPU cache
         losses = torch.empty(len(active), dtype=DTYPE, device=device)
-        for start in range(0, len(active), block_size):
-            block = slice(start, start + block_size)
+        for block in _blocks(len(active), device):
             params = [t[block] for t in tensors]
             block_losses, grads = parameterization.loss_and_gradients(
                 ops, *params, beta[block], lam[block]
@@ -155,10 +153,11 @@ def run_adamw(
     return AdamWResult(params, iterations.cpu(), converged.cpu(), reported_iteration.cpu())
 
 
-def _block_size(device: torch.device, entries: int) -> int:
-    """Entries per block of a step: ``GRADIENT_BLOCK`` on the CPU (cache-sized), all of them on
-    an accelerator (which wants few, large kernels)."""
-    return GRADIENT_BLOCK if device.type == "cpu" else max(entries, 1)
+def _blocks(entries: int, device: torch.device) -> list[slice]:
+    """The blocks a step takes ``entries`` in: ``GRADIENT_BLOCK`` at a time on the CPU (cache-
+    sized), all at once on an accelerator (which wants few, large kernels)."""
+    size = GRADIENT_BLOCK if device.type == "cpu" else max(entries, 1)
+    return [slice(start, start + size) for start in range(0, entries, size)]
 
 
 # torch.optim.AdamW's defaults, which the authors' code keeps
@@ -273,11 +272,10 @@ def blockwise_loss_and_gradients(
     beta: torch.Tensor,
     lam: torch.Tensor,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The parameterisation's loss and gradients over ``GRADIENT_BLOCK`` entries at a time."""
+    """The parameterisation's loss and gradients, a block of entries at a time (``_blocks``)."""
     losses = torch.empty(len(beta), dtype=DTYPE, device=beta.device)
     grads = [torch.empty_like(t) for t in tensors]
-    for start in range(0, len(beta), GRADIENT_BLOCK):
-        block = slice(start, start + GRADIENT_BLOCK)
+    for block in _blocks(len(beta), beta.device):
         value, block_grads = parameterization.loss_and_gradients(
             ops, *(t[block] for t in tensors), beta[block], lam[block]
         )

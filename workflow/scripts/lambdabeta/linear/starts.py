@@ -20,9 +20,7 @@ import torch
 
 from .instance import DTYPE, Instance
 from .objective import Params, sym
-
-INITS = ("authors", "scaled_normal")
-METHODS = ("fixed_point", "adamw")
+from .settings import INITS, METHODS
 
 
 def random_spd(size: int, count: int, generator: torch.Generator) -> torch.Tensor:

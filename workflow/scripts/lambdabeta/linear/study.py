@@ -150,33 +150,12 @@ def run_grid(
     return table
 
 
-def adamw_device(spec: str, granted_gpus: int, cuda_devices: int) -> str:
-    """The device an AdamW study job runs its steps on.
-
-    ``spec`` is ``linear.adamw.device``, ``granted_gpus`` the job's ``gpu`` resource and
-    ``cuda_devices`` how many CUDA devices torch sees in the job:
-
-    - ``cpu``, or no GPU granted: ``cpu`` (a job without a GPU slot leaves the GPUs to the jobs
-      that hold one, even where ``spec`` names one);
-    - ``auto`` with a GPU granted: ``cuda`` when torch sees a CUDA device, else ``cpu``;
-    - ``cuda`` or ``cuda:N`` with a GPU granted: that device; an error naming the config key
-      when torch sees no CUDA device, or no device N.
-
-    The result is a device specification for ``lambdabeta.devices.select_device``, which picks
-    one of several visible GPUs for ``cuda``.
-    """
-    if spec == "cpu" or granted_gpus < 1:
-        return "cpu"
-    if spec == "auto":
-        return "cuda" if cuda_devices > 0 else "cpu"
-    index = int(spec.partition(":")[2] or 0)
-    if index >= cuda_devices:
-        seen = "no CUDA device" if cuda_devices == 0 else f"only {cuda_devices} CUDA device(s)"
-        raise RuntimeError(
-            f"config key 'linear.adamw.device': {spec!r} asks for a GPU, but torch sees {seen} "
-            "here; set it to 'auto' or 'cpu' to run the AdamW study on the CPU"
-        )
-    return spec
+def adamw_device(spec: str, granted_gpus: int) -> str:
+    """The device specification an AdamW study job hands to ``lambdabeta.devices.select_device``:
+    ``spec`` (``linear.adamw.device``) when the scheduler granted the job a GPU (``gpu``
+    resource ≥ 1), else ``cpu``: a job without a GPU slot leaves the GPUs to the jobs that hold
+    one, even where ``spec`` names one."""
+    return spec if granted_gpus >= 1 else "cpu"
 
 
 def run_study(
