@@ -81,7 +81,28 @@ def test_lapack_kernels_name_a_covariance_that_is_not_positive_definite():
     chol = torch.eye(5, dtype=torch.float64).repeat(2, 1, 1)
     chol[1, 2, 2] = 0.0
     with pytest.raises(np.linalg.LinAlgError, match="Σ_Z of entry 1"):
-        lapack.precision_and_log_det(chol, 0.0, torch.empty_like(chol))
+        lapack.precision_products(chol, 0.0, torch.ones(2, 5, 1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("n", [9, 100, 129])
+def test_lapack_kernels_equal_torchs_batched_operators(n):
+    """Σ⁻¹, Σ⁻¹U and log|Σ| of Σ = LLᵀ + εI, and the factor gradient, as torch computes them: at
+    sizes below and above the blocked triangular inverse (an odd one splits unevenly)."""
+    generator = torch.Generator().manual_seed(n)
+    chol = torch.randn(3, n, n, dtype=torch.float64, generator=generator).tril_() / n**0.5
+    chol.diagonal(0, -2, -1).add_(1.0)
+    basis = torch.randn(3, n, 4, dtype=torch.float64, generator=generator)
+    left = torch.randn(3, n, 4, dtype=torch.float64, generator=generator)
+    sigma = chol @ chol.mT + EPSILON * torch.eye(n, dtype=torch.float64)
+    precision, products, log_det = lapack.precision_products(chol, EPSILON, basis)
+    expected = torch.linalg.inv(sigma)
+    torch.testing.assert_close(precision, expected, rtol=1e-10, atol=1e-13)
+    torch.testing.assert_close(products, expected @ basis, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(log_det, torch.logdet(sigma), rtol=1e-12, atol=0.0)
+    # F − 0.05F² − VWᵀ is symmetric with W = V
+    gradient = lapack.factor_gradient(precision, left, left, chol, 0.05)
+    residual = precision - 0.05 * precision @ precision - left @ left.mT
+    torch.testing.assert_close(gradient, residual @ chol, rtol=1e-10, atol=1e-11)
 
 
 def test_a_result_blas_could_not_write_in_place_still_reaches_the_buffer():

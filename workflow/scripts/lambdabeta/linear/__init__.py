@@ -54,7 +54,7 @@ _EXPORTS = {
         "ProjectedCholeskyReference",
         "parameterization_named",
     ),
-    "lapack": ("precision_and_log_det", "use_threads"),
+    "lapack": ("precision_products", "factor_gradient", "use_threads"),
     "fixed_point": ("FixedPointResult", "run_fixed_point"),
     "adamw": (
         "GRADIENT_BLOCK",

@@ -5,7 +5,8 @@ Torch's batched CPU operators offer full products only (a triangular or symmetri
 as much as a full one) and copy every matrix before each LAPACK call. These kernels call BLAS
 and LAPACK (SciPy's OpenBLAS) on each entry's matrices in place, with the cheapest routine for
 each structure: Σ = LLᵀ by a symmetric rank-k product (syrk), its Cholesky factor and inverse in
-place (potrf, potri) and the product with the lower-triangular L by trmm.
+place (potrf, a blocked triangular inverse, lauum), the products with F = Σ⁻¹ by gemm and the
+product with the lower-triangular L by trmm.
 
 Torch tensors are row-major; BLAS sees a row-major n × n matrix X as the column-major Xᵀ. Every
 call below is written for that transposed view: a lower-triangular L is an upper-triangular Lᵀ
@@ -13,6 +14,8 @@ to BLAS, and symmetric matrices are their own view.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import torch
@@ -41,16 +44,56 @@ def _into(view: np.ndarray, result: np.ndarray) -> np.ndarray:
     return view
 
 
-def precision_and_log_det(chol: torch.Tensor, epsilon: float, out: torch.Tensor) -> torch.Tensor:
-    """F = Σ⁻¹ of Σ = LLᵀ + εI (the full symmetric matrix, into ``out``) and log|Σ|, for each
-    lower-triangular L of ``chol`` (k × n × n, float64, CPU, contiguous).
+# Below this size LAPACK's own triangular inverse is as fast as the blocked one
+BLOCKED_INVERSE_MIN = 64
 
-    Per entry: Σ by syrk (L as Lᵀ to BLAS: Σ = (Lᵀ)ᵀLᵀ), C = chol(Σ) and F = C⁻ᵀC⁻¹ by potrf
-    and potri in place, log|Σ| = 2 Σ log C_ii; the triangle potri leaves is then mirrored.
+
+def _invert_lower_(c: np.ndarray) -> None:
+    """C ← C⁻¹ for the lower-triangular C of a column-major matrix, in place.
+
+    OpenBLAS's trtri runs at a fraction of its matrix-product speed at n ≈ 100, so larger
+    matrices go through one 2 × 2 block step, whose off-diagonal block is two triangular
+    products:
+
+        [C₁₁ 0; C₂₁ C₂₂]⁻¹ = [C₁₁⁻¹ 0; −C₂₂⁻¹C₂₁C₁₁⁻¹ C₂₂⁻¹]
+
+    The blocks are copied out and back (the wrappers take contiguous arrays only).
+    """
+    n = c.shape[0]
+    if n < BLOCKED_INVERSE_MIN:
+        _into(c, _checked(lapack.dtrtri(c, lower=1, overwrite_c=1)))
+        return
+    h = n // 2
+    top = _checked(lapack.dtrtri(np.asfortranarray(c[:h, :h]), lower=1, overwrite_c=1))
+    bottom = _checked(lapack.dtrtri(np.asfortranarray(c[h:, h:]), lower=1, overwrite_c=1))
+    off = blas.dtrmm(-1.0, bottom, np.asfortranarray(c[h:, :h]), lower=1, overwrite_b=1)
+    c[h:, :h] = blas.dtrmm(1.0, top, off, side=1, lower=1, overwrite_b=1)
+    c[:h, :h] = top
+    c[h:, h:] = bottom
+
+
+def _checked(result: tuple[np.ndarray, int]) -> np.ndarray:
+    matrix, info = result
+    if info != 0:
+        raise np.linalg.LinAlgError(f"LAPACK returned info = {info}")
+    return matrix
+
+
+def precision_products(
+    chol: torch.Tensor, epsilon: float, right: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """F = Σ⁻¹ of Σ = LLᵀ + εI, the product F·U and log|Σ| for each lower-triangular L of
+    ``chol`` (k × n × n) and n × r matrix U of ``right`` (k × n × r; float64, CPU, contiguous).
+
+    Per entry: Σ by syrk (L as Lᵀ to BLAS: Σ = (Lᵀ)ᵀLᵀ), C = chol(Σ) by potrf, log|Σ| =
+    2 Σ log C_ii, F = C⁻ᵀC⁻¹ by a triangular inverse (``_invert_lower_``) and lauum, all in place
+    in one triangle; then the triangle is mirrored for all entries at once and F·U is one gemm
+    per entry. Returns (F, F·U, log|Σ|).
     """
     k, n = chol.shape[0], chol.shape[-1]
     log_det = np.empty(k)
-    factors, results = _views(chol), _views(out)
+    triangles = torch.empty_like(chol)
+    factors, results = _views(chol), _views(triangles)
     epsilon_identity = epsilon * np.eye(n, order="F")
     for i in range(k):
         sigma = results[i]
@@ -61,26 +104,47 @@ def precision_and_log_det(chol: torch.Tensor, epsilon: float, out: torch.Tensor)
         c, info = lapack.dpotrf(sigma, lower=1, clean=0, overwrite_a=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"Σ_Z of entry {i} is not positive definite")
-        log_det[i] = 2.0 * np.log(c.diagonal()).sum()
-        _into(sigma, lapack.dpotri(c, lower=1, overwrite_c=1)[0])
-    # potri fills the lower triangle of each column-major view: the upper one of the tensor
-    out.triu_()
-    out += out.mT.tril(-1)
-    return torch.from_numpy(log_det)
+        _into(sigma, c)
+        log_det[i] = 2.0 * np.log(sigma.diagonal()).sum()
+        _invert_lower_(sigma)
+        _into(sigma, _checked(lapack.dlauum(sigma, lower=1, overwrite_c=1)))
+    # the triangle filled is the lower one of each column-major view: the upper one of the tensor
+    precision = torch.where(_upper_mask(n), triangles, triangles.mT)
+    products = torch.empty_like(right)
+    inputs, outputs, matrices = _views(right), _views(products), _views(precision)
+    for i in range(k):
+        # row-major F·U is (F·U)ᵀ = UᵀF to BLAS
+        _into(outputs[i], blas.dgemm(1.0, inputs[i], matrices[i], c=outputs[i], overwrite_c=1))
+    return precision, products, torch.from_numpy(log_det)
 
 
-def subtract_scaled_square_and_multiply_(
-    residual: torch.Tensor, precision: torch.Tensor, chol: torch.Tensor, scale: float
+@functools.cache
+def _upper_mask(n: int) -> torch.Tensor:
+    return torch.ones(n, n, dtype=torch.bool).triu()
+
+
+def factor_gradient(
+    precision: torch.Tensor,
+    left: torch.Tensor,
+    right: torch.Tensor,
+    chol: torch.Tensor,
+    scale: float,
 ) -> torch.Tensor:
-    """``residual`` ← (residual − scale·F²) L in place, for each entry's symmetric F of
-    ``precision`` and lower-triangular L of ``chol`` (all k × n × n, float64, CPU, contiguous).
+    """(F − scale·F² − VWᵀ)L for each entry's symmetric F of ``precision``, n × r matrices V of
+    ``left`` and W of ``right`` and lower-triangular L of ``chol`` (float64, CPU, contiguous).
 
-    ``residual`` must be symmetric once scale·F² is subtracted (it is F − FRF). To BLAS the
-    row-major result (F − FRF)L is Lᵀ(F − FRF): a gemm then a trmm with the upper Lᵀ, in place.
+    F − scale·F² − VWᵀ must be symmetric (it is F − FRF). To BLAS the row-major result is
+    Lᵀ(F − scale·F² − WVᵀ): a copy of F, two gemm and a trmm with the upper Lᵀ, in place.
     """
-    targets, squares, factors = _views(residual), _views(precision), _views(chol)
-    for i in range(residual.shape[0]):
+    gradient = precision.clone()
+    targets, squares, factors = _views(gradient), _views(precision), _views(chol)
+    lefts, rights = _views(left), _views(right)
+    for i in range(gradient.shape[0]):
         f, target = squares[i], targets[i]
+        _into(
+            target,
+            blas.dgemm(-1.0, rights[i], lefts[i], trans_a=1, beta=1.0, c=target, overwrite_c=1),
+        )
         _into(target, blas.dgemm(-scale, f, f, beta=1.0, c=target, overwrite_c=1))
         _into(target, blas.dtrmm(1.0, factors[i], target, side=0, lower=0, overwrite_b=1))
-    return residual
+    return gradient

@@ -113,43 +113,63 @@ def _loss_and_covariance_gradients(
     return _SharedGradients(loss_value, grad_a, grad_b, w_curvature, identity_minus_m)
 
 
+def _transposed_cross_covariance(ops: Operators, b: torch.Tensor) -> torch.Tensor:
+    """Tᵀ = BΣ_Y = (BG)Gᵀ + σ²B (m × n per entry): two products with the shared G, each one
+    matrix product over all entries."""
+    return (b @ ops.g) @ ops.g.T + ops.noise_var * b
+
+
+def _low_rank_basis(ops: Operators, a: torch.Tensor, t_transposed: torch.Tensor) -> torch.Tensor:
+    """U = [A, T, G] (n × (2m + s) per entry), the columns R = σ²I + (products of U) is made of."""
+    m = a.shape[-1]
+    basis = torch.empty(*a.shape[:-1], 2 * m + ops.s, dtype=a.dtype, device=a.device)
+    basis[..., :m] = a
+    basis[..., m : 2 * m] = t_transposed.mT
+    basis[..., 2 * m :] = ops.g
+    return basis
+
+
 def _loss_and_gradients_from_precision(
     ops: Operators,
     a: torch.Tensor,
     b: torch.Tensor,
+    t_transposed: torch.Tensor,
     precision_z: torch.Tensor,
+    precision_basis: torch.Tensor,
     sigma_w: torch.Tensor,
     log_det_z: torch.Tensor,
     log_det_w: torch.Tensor,
     beta: torch.Tensor,
     lam: torch.Tensor,
-) -> tuple[_SharedGradients, torch.Tensor, torch.Tensor]:
-    """The loss and shared gradients given F = Σ_Z⁻¹ itself, and the low-rank part of FRF.
+) -> tuple[_SharedGradients, torch.Tensor]:
+    """The loss and shared gradients given F = Σ_Z⁻¹ and FU = [FA, FT, FG] (``_low_rank_basis``),
+    and the low-rank part of FRF.
 
     The same closed form as ``_loss_and_covariance_gradients`` with every C_Z⁻¹ product replaced
-    by one with F (U = [A, T, G], FU one n × (2m + s) product):
+    by one with F:
 
         tr(FR) = σ² tr F + ⟨G, FG⟩ − 2⟨T, FA⟩ + ⟨AΣ_X, FA⟩
-        FRF    = σ²F² + (FG)(FG)ᵀ − (FA)(FT)ᵀ − (FT)(FA)ᵀ + (FA)Σ_X(FA)ᵀ = σ²F² + VWᵀ
+        FRF    = σ²F² + (FG)(FG)ᵀ − (FA)(FT)ᵀ − (FT)(FA)ᵀ + (FA)Σ_X(FA)ᵀ = σ²F² + V(FU)ᵀ
 
-    with V = [FG, FAΣ_X − FT, −FA] and W = [FG, FA, FT] (n × (2m + s)), returned beside the
-    result, so that the only n × n products left to the caller are F² and (F − FRF)L.
+    with V = [FAΣ_X − FT, −FA, FG] (n × (2m + s)), returned beside the result, so that the only
+    n × n products left to the caller are F² and (F − FRF)L.
     The ``identity_minus_m`` field of the result is left as None: M is never formed.
     """
     n, m = a.shape[-2], a.shape[-1]
     beta = beta.reshape(-1, 1, 1)
     lam = lam.reshape(-1, 1, 1)
     eye_m = torch.eye(m, dtype=DTYPE, device=a.device)
-    bg = b @ ops.g
-    t = ops.g @ bg.mT + ops.noise_var * b.mT  # T = Σ_YBᵀ, n × m
+    t = t_transposed.mT  # T = Σ_YBᵀ, n × m
     sigma_x = b @ t + sigma_w
-    g = ops.g.expand(a.shape[0], -1, -1)
-    f_a, f_t, f_g = torch.split(precision_z @ torch.cat([a, t, g], -1), [m, m, ops.s], dim=-1)
+    f_a, f_t, f_g = torch.split(precision_basis, [m, m, ops.s], dim=-1)
     a_sigma_x = a @ sigma_x
-    f_a_sigma_x = f_a @ sigma_x
+    low_rank_left = torch.empty_like(precision_basis)
+    low_rank_left[..., :m] = f_a @ sigma_x - f_t
+    torch.neg(f_a, out=low_rank_left[..., m : 2 * m])
+    low_rank_left[..., 2 * m :] = f_g
     trace_fr = (
         ops.noise_var * torch.diagonal(precision_z, 0, -2, -1).sum(-1)
-        + (g * f_g).sum((-2, -1))
+        + (ops.g * f_g).sum((-2, -1))
         - 2.0 * (t * f_a).sum((-2, -1))
         + (a_sigma_x * f_a).sum((-2, -1))
     )
@@ -163,15 +183,16 @@ def _loss_and_gradients_from_precision(
     kl = 0.5 * (torch.diagonal(sigma_x, 0, -2, -1).sum(-1) - m - log_det_w)
     loss_value = nll + beta.reshape(-1) * kl + lam.reshape(-1) * trace_r
 
-    grad_a = f_a_sigma_x - f_t + 2.0 * lam * (a_sigma_x - t)
-    p_a = f_a + 2.0 * lam * a
-    a_p_a = a.mT @ f_a + 2.0 * lam * (a.mT @ a)
-    w_curvature = a_p_a + beta * eye_m
-    grad_b = w_curvature @ t.mT - ops.sigma_y_times(p_a).mT
-    low_rank_left = torch.cat([f_g, f_a_sigma_x - f_t, -f_a], -1)
-    low_rank_right = torch.cat([f_g, f_a, f_t], -1)
+    grad_a = low_rank_left[..., :m] + 2.0 * lam * (a_sigma_x - t)
+    p_a = f_a + 2.0 * lam * a  # PA, P = F + 2λI
+    w_curvature = a.mT @ p_a + beta * eye_m  # AᵀPA + βI
+    # Bᵀ-gradient rows: (AᵀPA + βI)Tᵀ − (PA)ᵀΣ_Y, the Σ_Y product through the shared G
+    p_a_transposed = p_a.mT.contiguous()
+    grad_b = torch.baddbmm(
+        (p_a_transposed @ ops.g) @ ops.g.T, w_curvature, t_transposed, beta=-1.0
+    ).sub_(p_a_transposed, alpha=ops.noise_var)
     shared = _SharedGradients(loss_value, grad_a, grad_b, w_curvature, None)
-    return shared, low_rank_left, low_rank_right
+    return shared, low_rank_left
 
 
 def _lower_inverse(chol: torch.Tensor) -> torch.Tensor:
@@ -285,36 +306,50 @@ class ProjectedCholesky:
         """Loss and gradients with respect to (A, B, L_Z, L_W), L_Z and L_W as full matrices.
 
         ∂/∂L = 2(∂/∂Σ)L for Σ = LLᵀ + εI: ∂/∂L_W = (AᵀPA + βI − βΣ_W⁻¹)L_W and
-        ∂/∂L_Z = (F − FRF)L_Z with F = Σ_Z⁻¹ from its Cholesky factor in one LAPACK call
-        (potri). Five n × n operations per entry (LLᵀ, Cholesky, F, F² and (F − FRF)L) against
+        ∂/∂L_Z = (F − FRF)L_Z with F = Σ_Z⁻¹ from its Cholesky factor. Five n × n operations
+        per entry (LLᵀ, Cholesky, F, F² and (F − FRF)L) against
         the seven of ``reference_loss_and_gradients``, which goes through C_Z⁻¹; on the CPU the
         triangular and symmetric ones run as such (``lapack``).
         """
         sigma_w = self.covariance(l_w)
         c_w = torch.linalg.cholesky(sigma_w)
         log_det_w = 2.0 * torch.log(torch.diagonal(c_w, 0, -2, -1)).sum(-1)
+        t_transposed = _transposed_cross_covariance(ops, b)
+        basis = _low_rank_basis(ops, a, t_transposed)
         through_lapack = self.lapack_on_cpu and _lapack_can_take(l_z)
         if through_lapack:
-            precision_z = torch.empty_like(l_z)
-            log_det_z = lapack.precision_and_log_det(l_z, self.epsilon, precision_z)
+            precision_z, precision_basis, log_det_z = lapack.precision_products(
+                l_z, self.epsilon, basis
+            )
         else:
             c_z = torch.linalg.cholesky(self.covariance(l_z))
             log_det_z = 2.0 * torch.log(torch.diagonal(c_z, 0, -2, -1)).sum(-1)
             precision_z = torch.cholesky_inverse(c_z)
-        shared, left, right = _loss_and_gradients_from_precision(
-            ops, a, b, precision_z, sigma_w, log_det_z, log_det_w, beta, lam
+            precision_basis = precision_z @ basis
+        shared, left = _loss_and_gradients_from_precision(
+            ops,
+            a,
+            b,
+            t_transposed,
+            precision_z,
+            precision_basis,
+            sigma_w,
+            log_det_z,
+            log_det_w,
+            beta,
+            lam,
         )
         w_inv = torch.cholesky_inverse(c_w)
         grad_l_w = (shared.w_curvature - beta.reshape(-1, 1, 1) * w_inv) @ l_w
-        # ∂/∂L_Z = (F − σ²F² − VWᵀ)L, accumulated in one n × n buffer per entry
+        # ∂/∂L_Z = (F − σ²F² − V(FU)ᵀ)L, accumulated in one n × n buffer per entry
         if through_lapack:
-            residual = torch.baddbmm(precision_z, left, right.mT, alpha=-1.0)
-            grad_l_z = lapack.subtract_scaled_square_and_multiply_(
-                residual, precision_z, l_z, ops.noise_var
+            grad_l_z = lapack.factor_gradient(
+                precision_z, left, precision_basis, l_z, ops.noise_var
             )
         else:
             residual = torch.baddbmm(precision_z, precision_z, precision_z, alpha=-ops.noise_var)
-            grad_l_z = torch.bmm(residual.baddbmm_(left, right.mT, alpha=-1.0), l_z)
+            residual.baddbmm_(left, precision_basis.mT, alpha=-1.0)
+            grad_l_z = torch.bmm(residual, l_z)
         return shared.loss, [shared.grad_a, shared.grad_b, grad_l_z, grad_l_w]
 
     def reference_loss_and_gradients(
