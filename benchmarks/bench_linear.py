@@ -4,12 +4,13 @@ Prints, for the paper protocol (config/config.yaml: both n, 5 × 5 grid, 50 rest
 authors' starts and AdamW settings):
   - the wall time of the whole fixed-point study (run for real);
   - AdamW: measured seconds per step of the full batch for each formulation of the authors'
-    parameterisation (``formulations``), side by side, and the projected time of all steps;
+    parameterisation (``formulations``), side by side, and the projected time of all steps
+    (with ``--workers N``, also the default one split over N processes, as a job with N threads);
   - on a subset, the throughput (restart-iterations per second) of our batched code against a
     straightforward per-restart Python loop doing the same iterations: the textbook formulas of
     Lemma 4.2 for the fixed point, and torch.optim.AdamW with autograd for AdamW.
 
-    python benchmarks/bench_linear.py [--threads 1] [--adamw-steps 20] [--skip-full]
+    python benchmarks/bench_linear.py [--threads 1] [--adamw-steps 20] [--workers 2] [--skip-full]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 import yaml
 
 from lambdabeta import linear as L
+from lambdabeta.linear.shards import run_adamw_in_processes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,16 +73,21 @@ def adamw_arguments(run: L.AdamWRun) -> dict:
     }
 
 
-def seconds_per_adamw_step(instance, grid, adam: dict, steps: int) -> tuple[float, float]:
-    """(wall, CPU) seconds per step of ``run_adamw`` over the whole grid: the difference of two
-    runs that differ only in their step count (``steps`` and ``steps`` + 10), so that neither
-    the set-up nor the final evaluation of the best iterates counts. CPU seconds are those of
-    this process, which other processes on the machine do not inflate."""
+def seconds_per_adamw_step(
+    instance, grid, adam: dict, steps: int, workers: int = 1
+) -> tuple[float, float]:
+    """(wall, CPU) seconds per step of AdamW over the whole grid (in one process, or split over
+    ``workers`` processes): the difference of two runs that differ only in their step count
+    (``steps`` and ``steps`` + 10), so that neither the set-up nor the final evaluation of the
+    best iterates counts. CPU seconds are those of this process, which other processes on the
+    machine do not inflate (and which do not count the worker processes)."""
     L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=1, **adam)  # warm-up
     times = []
     for count in (steps, steps + 10):
         wall, cpu = time.perf_counter(), time.process_time()
-        L.run_adamw(instance, grid.init, grid.beta, grid.lam, steps=count, **adam)
+        run_adamw_in_processes(
+            instance, grid.init, grid.beta, grid.lam, workers, steps=count, **adam
+        )
         times.append((time.perf_counter() - wall, time.process_time() - cpu))
     return tuple((long - short) / 10 for short, long in zip(*times, strict=True))
 
@@ -96,8 +103,10 @@ def formulations(epsilon: float) -> dict:
     }
 
 
-def full_adamw_projection(settings: L.LinearSettings, steps: int) -> None:
-    """Per-step time of each formulation side by side, and the projected time of all steps."""
+def full_adamw_projection(settings: L.LinearSettings, steps: int, workers: int) -> None:
+    """Per-step time of each formulation side by side, and the projected time of all steps;
+    with ``workers`` > 1 also the default formulation split over that many processes (a job's
+    threads), whose wall time is what a job with as many cores takes."""
     total = 0.0
     for dims, instance in instances(settings):
         job = settings.study_job(dims.name, "adamw")
@@ -123,6 +132,13 @@ def full_adamw_projection(settings: L.LinearSettings, steps: int) -> None:
             )
             print(f"  {name:34s} {wall * 1e3:7.0f} / {cpu * 1e3:5.0f}")
         projected = cpu * job.solver.steps
+        if workers > 1:
+            split, _ = seconds_per_adamw_step(instance, grid, adam, steps, workers)
+            print(f"  {f'the same over {workers} processes':34s} {split * 1e3:7.0f} (wall)")
+            print(
+                f"  projected {job.solver.steps:,} steps over {workers} processes: "
+                f"{split * job.solver.steps / 3600:.2f} h (wall)"
+            )
         total += projected
         print(f"  projected {job.solver.steps:,} steps: {projected / 3600:.2f} h (CPU time)")
     print(
@@ -193,6 +209,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--adamw-steps", type=int, default=20)
     parser.add_argument("--subset-restarts", type=int, default=5)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="also time AdamW over this many processes"
+    )
     parser.add_argument("--skip-full", action="store_true", help="only the subset comparisons")
     args = parser.parse_args()
     L.use_threads(args.threads)
@@ -200,7 +219,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
     if not args.skip_full:
         full_fixed_point(settings)
-        full_adamw_projection(settings, args.adamw_steps)
+        full_adamw_projection(settings, args.adamw_steps, args.workers)
     dims, instance = next(instances(settings))
     fixed_point_speedup(instance, dims.m, args.subset_restarts)
     adamw_speedup(

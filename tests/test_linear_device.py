@@ -158,13 +158,18 @@ def study_job_files(tmp_path, monkeypatch, fake_snakemake):
 
 def test_the_script_logs_the_device_and_runs_adamw_there(study_job_files, tmp_path, monkeypatch):
     devices = []
-    run_adamw = study.run_adamw
+    run_adamw, run_adamw_in_processes = study.run_adamw, study.run_adamw_in_processes
 
     def recording_run_adamw(*args, **kwargs):
         devices.append(kwargs["device"])
         return run_adamw(*args, **kwargs)
 
+    def recording_run_adamw_in_processes(*args, **kwargs):
+        devices.append(torch.device("cpu"))
+        return run_adamw_in_processes(*args, **kwargs)
+
     monkeypatch.setattr(study, "run_adamw", recording_run_adamw)
+    monkeypatch.setattr(study, "run_adamw_in_processes", recording_run_adamw_in_processes)
     snakemake_object = study_job_files("cuda", granted_gpus=0)  # no GPU granted: the CPU
     runpy.run_path(str(SCRIPTS / "linear_study.py"), init_globals={"snakemake": snakemake_object})
     assert devices == [torch.device("cpu")]

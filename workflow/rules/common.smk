@@ -349,6 +349,12 @@ def linear_study_science(method):
     return lambda w: LINEAR_SETTINGS.study_job(w.dims, method).science()
 
 
+def linear_study_stage(method):
+    """The `resources` entry of a study job: `linear_adamw` for AdamW (hours of CPU, split over
+    its threads), `linear` for the fixed point (about a minute)."""
+    return "linear_adamw" if method == "adamw" else "linear"
+
+
 def linear_study_gpus(method):
     """The GPU request of a study job: the AdamW job asks for one exactly when it will use one
     (`linear.adamw.device`: `cuda`, or `auto` with a GPU visible to this process; the script then

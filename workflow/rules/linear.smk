@@ -42,11 +42,11 @@ for method in METHODS:
             f"logs/linear/{{dims}}/{method}.log",
         conda:
             "../../envs/torch.yaml"
-        threads: RESOURCES["linear"]["threads"]
+        threads: RESOURCES[linear_study_stage(method)]["threads"]
         resources:
             **linear_study_gpus(method),
-            mem_mb=RESOURCES["linear"]["mem_mb"],
-            runtime=runtime("linear"),
+            mem_mb=RESOURCES[linear_study_stage(method)]["mem_mb"],
+            runtime=runtime(linear_study_stage(method)),
         params:
             science=linear_study_science(method),
         script:

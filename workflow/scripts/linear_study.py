@@ -14,7 +14,8 @@ use_threads(snakemake.threads)  # torch's and BLAS's threads
 job = StudyJob.from_science(snakemake.params.science)
 instance = load_instance(snakemake.input.instance)  # σ² is stored in the instance file
 
-# logistics: the configured device and the GPUs the scheduler granted this job
+# logistics: the configured device and the GPUs the scheduler granted this job; on the CPU the
+# AdamW entries are split over one process per thread (the same numbers as one process)
 device = torch.device("cpu")  # the fixed-point solver runs on the CPU
 if job.method == "adamw":
     spec = snakemake.config["linear"]["adamw"]["device"]
@@ -27,7 +28,7 @@ if job.method == "adamw":
     log.info("AdamW steps on %s (linear.adamw.device: %s, GPUs granted: %d)", device, spec, granted)
 
 start = time.perf_counter()
-table = run_study(instance, job, device=device)
+table = run_study(instance, job, device=device, workers=snakemake.threads)
 seconds = time.perf_counter() - start
 with atomic_path(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False)

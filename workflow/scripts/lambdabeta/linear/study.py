@@ -24,6 +24,7 @@ from .instance import DTYPE, Instance, starts_seed
 from .jobs import AdamWRun, ContractionJob, FixedPointSettings, StudyJob
 from .objective import Params, loss, objective_terms, stationarity_residual
 from .parameterization import parameterization_named
+from .shards import run_adamw_in_processes
 from .starts import initial_params
 
 
@@ -102,12 +103,14 @@ def run_grid(
     solver: FixedPointSettings | AdamWRun,
     init: str = "scaled_normal",
     device: str | torch.device = "cpu",
+    workers: int = 1,
 ) -> pd.DataFrame:
     """Every (β, λ, restart) of one method as one batched computation; one row per entry.
 
     ``seed`` draws the starts; ``iterations`` is what each entry ran and ``reported_iteration``
     the step count of the iterate the row describes (AdamW with ``report: best`` may report an
-    earlier iterate than its last). AdamW steps run on ``device``; the fixed-point iteration
+    earlier iterate than its last). AdamW steps run on ``device``, on the CPU split over up to
+    ``workers`` processes (``shards``: the same numbers as one); the fixed-point iteration
     always runs on the CPU, and the table is computed there.
     """
     grid = grid_entries(instance, m, betas, lambdas, restarts, seed, init=init, method=method)
@@ -124,21 +127,20 @@ def run_grid(
         )
         reported_iteration = result.iterations
     elif method == "adamw":
-        result = run_adamw(
-            instance,
-            start,
-            beta,
-            lam,
-            steps=solver.steps,
-            lr=solver.lr,
-            weight_decay=solver.weight_decay,
-            grad_clip=solver.grad_clip,
-            tol=solver.tol,
-            check_every=solver.check_every,
-            parameterization=parameterization_named(solver.parameterization, solver.epsilon),
-            report=solver.report,
-            device=device,
-        )
+        settings = {
+            "steps": solver.steps,
+            "lr": solver.lr,
+            "weight_decay": solver.weight_decay,
+            "grad_clip": solver.grad_clip,
+            "tol": solver.tol,
+            "check_every": solver.check_every,
+            "parameterization": parameterization_named(solver.parameterization, solver.epsilon),
+            "report": solver.report,
+        }
+        if torch.device(device).type == "cpu":
+            result = run_adamw_in_processes(instance, start, beta, lam, workers, **settings)
+        else:
+            result = run_adamw(instance, start, beta, lam, device=device, **settings)
         reported_iteration = result.reported_iteration
     else:
         raise ValueError(f"unknown linear method {method!r}: expected 'fixed_point' or 'adamw'")
@@ -159,10 +161,10 @@ def adamw_device(spec: str, granted_gpus: int) -> str:
 
 
 def run_study(
-    instance: Instance, job: StudyJob, device: str | torch.device = "cpu"
+    instance: Instance, job: StudyJob, device: str | torch.device = "cpu", workers: int = 1
 ) -> pd.DataFrame:
     """The table of one study job: ``run_grid`` with the job's settings, and its dims; AdamW
-    steps run on ``device``."""
+    steps run on ``device`` (on the CPU over up to ``workers`` processes)."""
     dims = job.dims
     table = run_grid(
         instance,
@@ -175,6 +177,7 @@ def run_study(
         solver=job.solver,
         init=job.init,
         device=device,
+        workers=workers,
     )
     for column in ("s", "m", "n"):
         table.insert(0, column, getattr(dims, column))
