@@ -219,35 +219,40 @@ def test_adamw_on_cuda_equals_adamw_on_the_cpu(parameterization):
 # ---- the scheduler's request, in a dry-run -----------------------------------------------------
 
 
-def planned_gpus(workdir: Path, device: str) -> dict[str, str | None]:
-    """The `gpu` resource `snakemake -n` plans for each linear study job under ``device``."""
+def planned_requests(workdir: Path, device: str) -> dict[str, tuple[str | None, int]]:
+    """The `gpu` resource and the threads `snakemake -n --cores 8` plans for each linear study
+    job under ``device``."""
     config = write_config(workdir, with_setting(TINY_LINEAR, "linear.adamw.device", device))
     targets = [f"results/linear/n12_m3_s2/{method}.csv" for method in ("adamw", "fixed_point")]
-    result = snakemake(workdir, "-n", *targets, config=config)
-    gpus, rule = {}, None
+    result = snakemake(workdir, "-n", "--cores", "8", *targets, config=config)
+    requests, rule = {}, None
     for line in result.stdout.splitlines():
         if match := re.fullmatch(r"(?:local)?rule (\w+):", line.strip()):
             rule = match[1]
-        elif rule in ("linear_adamw", "linear_fixed_point") and line.strip().startswith(
-            "resources:"
-        ):
-            found = re.search(r"\bgpu=(\d+)", line)
-            gpus[rule] = found[1] if found else None
-    return gpus
+            requests[rule] = (None, 1)  # a single-threaded job's threads are not printed
+        elif rule in ("linear_adamw", "linear_fixed_point"):
+            if match := re.fullmatch(r"threads: (\d+)", line.strip()):
+                requests[rule] = (requests[rule][0], int(match[1]))
+            elif line.strip().startswith("resources:"):
+                found = re.search(r"\bgpu=(\d+)", line)
+                requests[rule] = (found[1] if found else None, requests[rule][1])
+    return {rule: requests[rule] for rule in ("linear_adamw", "linear_fixed_point")}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("device", "visible", "adamw_gpus"),
+    ("device", "visible", "adamw_request"),
     # the other combinations of device and visible GPUs are `requests_gpu`'s unit test above
-    [("cpu", "0", "0"), ("auto", "0", "1")],
+    [("cpu", "0", ("0", 8)), ("auto", "0", ("1", 1))],
     ids=["cpu_beside_a_gpu", "auto_with_a_gpu"],
 )
 def test_the_adamw_job_requests_a_gpu_exactly_when_it_will_use_one(
-    tmp_path, monkeypatch, device, visible, adamw_gpus
+    tmp_path, monkeypatch, device, visible, adamw_request
 ):
+    """On the CPU it takes `resources.linear_adamw`'s 8 threads (one process each); with a GPU,
+    the GPU and one thread."""
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)  # what the planning process sees
-    assert planned_gpus(tmp_path, device) == {
-        "linear_adamw": adamw_gpus,
-        "linear_fixed_point": None,
+    assert planned_requests(tmp_path, device) == {
+        "linear_adamw": adamw_request,
+        "linear_fixed_point": (None, 1),
     }

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
 import pytest
 import torch
 from linear_helpers import small_instance
@@ -76,3 +82,60 @@ def test_a_failing_shard_is_named_with_its_error():
         run_adamw_in_processes(
             instance, grid.init, grid.beta, grid.lam, workers=2, steps=2, **SETTINGS
         )
+
+
+def processes_started_by(pid: int) -> list[int]:
+    """PIDs whose parent is ``pid`` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc")
+def test_shards_stop_when_the_process_that_started_them_is_killed(tmp_path):
+    """A job killed outright (SIGKILL: no clean-up runs) leaves no shard stepping on."""
+    parent_script = tmp_path / "parent.py"
+    parent_script.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {str(Path(__file__).parent)!r})
+            from linear_helpers import small_instance
+            from lambdabeta import linear as L
+            from lambdabeta.linear.shards import run_adamw_in_processes
+            instance = small_instance()
+            grid = L.grid_entries(instance, 4, [1.0], [0.0], restarts=40, seed=3,
+                                  init="authors", method="adamw")
+            run_adamw_in_processes(instance, grid.init, grid.beta, grid.lam, workers=2,
+                                   steps=10**8, lr=1e-3, weight_decay=0.0, grad_clip=None)
+            """
+        )
+    )
+    parent = subprocess.Popen([sys.executable, str(parent_script)])
+    try:
+        deadline = time.monotonic() + 120
+        while len(shards := processes_started_by(parent.pid)) < 2:
+            assert time.monotonic() < deadline and parent.poll() is None, "no shards started"
+            time.sleep(0.2)
+        time.sleep(1.0)  # the shards are past their start-up
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while any(running(pid) for pid in shards) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not any(running(pid) for pid in shards)

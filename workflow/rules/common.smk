@@ -364,6 +364,14 @@ def linear_study_gpus(method):
     return {}
 
 
+def linear_study_threads(method):
+    """The threads of a study job: its `resources` entry's, but one for an AdamW job on a GPU
+    (its CPU only launches the GPU's work)."""
+    if linear_study_gpus(method).get("gpu"):
+        return 1
+    return RESOURCES[linear_study_stage(method)]["threads"]
+
+
 # ---- resources ----------------------------------------------------------------------------
 
 

@@ -42,7 +42,7 @@ for method in METHODS:
             f"logs/linear/{{dims}}/{method}.log",
         conda:
             "../../envs/torch.yaml"
-        threads: RESOURCES[linear_study_stage(method)]["threads"]
+        threads: linear_study_threads(method)
         resources:
             **linear_study_gpus(method),
             mem_mb=RESOURCES[linear_study_stage(method)]["mem_mb"],

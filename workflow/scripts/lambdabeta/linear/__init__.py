@@ -12,6 +12,7 @@ Modules, one concern each:
 - ``lapack``            the n × n work of those gradients on the CPU, per matrix through LAPACK
 - ``fixed_point``       fixed-point iteration of Lemma 4.2
 - ``adamw``             batched AdamW
+- ``shards``            batched AdamW over several CPU processes (a job's threads)
 - ``starts``            the restarts' starting points (``linear.init``)
 - ``coupling``          SAP, I_m, I(X; V) and distances from the trivial solution
 - ``study``             a (β, λ) grid → its table; the contraction traces
@@ -64,6 +65,7 @@ _EXPORTS = {
         "blockwise_loss_and_gradients",
         "run_adamw",
     ),
+    "shards": ("run_adamw_in_processes", "shard_slices"),
     "starts": ("INITS", "initial_params", "random_spd"),
     "coupling": (
         "distances_from_trivial",

@@ -6,10 +6,10 @@ shards are made of whole blocks of ``GRADIENT_BLOCK`` entries, so that every blo
 entries it holds in a single process: the result is bit for bit that of one process (tested),
 and the number of processes is logistics (a job's threads), never science.
 
-Each shard runs in a fresh interpreter (``python -m lambdabeta.linear.shards TASK RESULT``), not
-in a ``multiprocessing`` child: a spawned child re-runs the calling script's top level (a
+Each shard runs in a fresh interpreter (``python -m lambdabeta.linear.shards TASK RESULT PID``),
+not in a ``multiprocessing`` child: a spawned child re-runs the calling script's top level (a
 Snakemake script has no ``__main__`` guard), and forking a process whose BLAS or OpenMP threads
-have started is unsafe.
+have started is unsafe. A shard whose parent PID is gone stops by itself.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import torch
@@ -29,6 +31,8 @@ from .objective import Params
 
 # lines of a failed shard's standard error quoted in the error
 _ERROR_TAIL_LINES = 30
+# how often a shard's process checks that the process that started it is still there
+_PARENT_CHECK_SECONDS = 5.0
 
 
 def shard_slices(entries: int, workers: int) -> list[slice]:
@@ -79,7 +83,8 @@ def _run_all(tasks: list[_ShardFiles]) -> list[AdamWResult]:
     try:
         for task in tasks:
             with task.errors.open("w") as errors:
-                command = [sys.executable, "-m", __name__, str(task.task), str(task.result)]
+                files = [str(task.task), str(task.result)]
+                command = [sys.executable, "-m", __name__, *files, str(os.getpid())]
                 processes.append(
                     subprocess.Popen(command, env=_worker_environment(), stderr=errors)
                 )
@@ -122,7 +127,20 @@ def _concatenate(results: list[AdamWResult]) -> AdamWResult:
     )
 
 
-def _run_shard(task: str, result: str) -> None:
+def _exit_with_parent(parent: int, interval: float = _PARENT_CHECK_SECONDS) -> None:
+    """Stop this process once its parent ``parent`` is gone (killed before it could stop its
+    shards), so that no orphaned shard goes on stepping for hours."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _run_shard(task: str, result: str, parent: str) -> None:
+    _exit_with_parent(int(parent))
     use_threads(1)
     payload = torch.load(task, weights_only=False)
     arguments = (payload["instance"], payload["init"], payload["beta"], payload["lam"])
