@@ -307,9 +307,9 @@ class ProjectedCholesky:
 
         ∂/∂L = 2(∂/∂Σ)L for Σ = LLᵀ + εI: ∂/∂L_W = (AᵀPA + βI − βΣ_W⁻¹)L_W and
         ∂/∂L_Z = (F − FRF)L_Z with F = Σ_Z⁻¹ from its Cholesky factor. Five n × n operations
-        per entry (LLᵀ, Cholesky, F, F² and (F − FRF)L) against
-        the seven of ``reference_loss_and_gradients``, which goes through C_Z⁻¹; on the CPU the
-        triangular and symmetric ones run as such (``lapack``).
+        per entry (LLᵀ, Cholesky, F, F² and (F − FRF)L) against the seven of
+        ``reference_loss_and_gradients``, which goes through C_Z⁻¹; on the CPU the triangular
+        and symmetric ones run as such (``lapack``).
         """
         sigma_w = self.covariance(l_w)
         c_w = torch.linalg.cholesky(sigma_w)
