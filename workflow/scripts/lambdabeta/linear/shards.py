@@ -31,8 +31,10 @@ from .objective import Params
 
 # lines of a failed shard's standard error quoted in the error
 _ERROR_TAIL_LINES = 30
-# how often a shard's process checks that the process that started it is still there
+# how often a shard's process checks that the process that started it is still there, and
+# how often that process checks on its shards
 _PARENT_CHECK_SECONDS = 5.0
+_POLL_SECONDS = 0.5
 
 
 def shard_slices(entries: int, workers: int) -> list[slice]:
@@ -77,8 +79,8 @@ class _ShardFiles:
 
 
 def _run_all(tasks: list[_ShardFiles]) -> list[AdamWResult]:
-    """Start one process per shard, wait for all; the first failure stops the others and is
-    raised with the end of its standard error."""
+    """Start one process per shard and wait for all; the first to fail stops the others and is
+    raised at once, with the end of its standard error."""
     processes = []
     try:
         for task in tasks:
@@ -88,13 +90,19 @@ def _run_all(tasks: list[_ShardFiles]) -> list[AdamWResult]:
                 processes.append(
                     subprocess.Popen(command, env=_worker_environment(), stderr=errors)
                 )
-        for task, process in zip(tasks, processes, strict=True):
-            if process.wait() != 0:
-                tail = task.errors.read_text().splitlines()[-_ERROR_TAIL_LINES:]
-                raise RuntimeError(
-                    f"AdamW shard {task.index} of {len(tasks)} failed (exit status "
-                    f"{process.returncode}):\n" + "\n".join(tail)
-                )
+        running = dict(zip(processes, tasks, strict=True))
+        while running:
+            for process, task in list(running.items()):
+                if process.poll() is None:
+                    continue
+                if process.returncode != 0:
+                    tail = task.errors.read_text().splitlines()[-_ERROR_TAIL_LINES:]
+                    raise RuntimeError(
+                        f"AdamW shard {task.index} of {len(tasks)} failed (exit status "
+                        f"{process.returncode}):\n" + "\n".join(tail)
+                    )
+                del running[process]
+            time.sleep(_POLL_SECONDS if running else 0.0)
         return [torch.load(task.result, weights_only=False) for task in tasks]
     finally:
         for process in processes:
