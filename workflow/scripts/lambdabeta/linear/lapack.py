@@ -44,7 +44,8 @@ def _into(view: np.ndarray, result: np.ndarray) -> np.ndarray:
     return view
 
 
-# Below this size LAPACK's own triangular inverse is as fast as the blocked one
+# Below this size LAPACK's own triangular inverse is as fast as the blocked one (one core, µs:
+# n = 50 11 vs 13, n = 64 20 vs 19, n = 100 57 vs 41)
 BLOCKED_INVERSE_MIN = 64
 
 
