@@ -10,8 +10,10 @@ from lambdabeta.linear import StudyJob, load_instance, run_study, use_threads
 from lambdabeta.linear.study import adamw_device
 
 log = log_to_file(snakemake.log[0])
-use_threads(snakemake.threads)  # torch's and BLAS's threads
 job = StudyJob.from_science(snakemake.params.science)
+# torch's and BLAS's threads: the fixed-point solver uses the job's; AdamW runs one process per
+# thread, each on one core, so that its numbers are the same for any thread count
+use_threads(1 if job.method == "adamw" else snakemake.threads)
 instance = load_instance(snakemake.input.instance)  # σ² is stored in the instance file
 
 # logistics: the configured device and the GPUs the scheduler granted this job; on the CPU the
