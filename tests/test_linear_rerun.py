@@ -62,6 +62,7 @@ def study(method: str) -> dict[str, set[str]]:
     ("path", "value", "expected"),
     [
         ("resources.linear.threads", 2, {}),
+        ("resources.linear_adamw", {"threads": 3, "mem_mb": 900, "runtime": 9}, {}),
         ("linear.adamw.check_every", 7, {}),  # tol = 0: never checked
         ("linear.adamw.device", "cpu", {}),  # logistics (the finished run planned `auto`)
         ("linear.contraction.iterations", 12, CONTRACTION),
@@ -75,6 +76,7 @@ def study(method: str) -> dict[str, set[str]]:
     ],
     ids=[
         "threads",
+        "adamw_resources",
         "check_every",
         "device",
         "contraction",

@@ -63,9 +63,14 @@ class Operators:
         self.sigma_y = torch.as_tensor(instance.sigma_y(), dtype=DTYPE)
         self.sigma_y_inv = torch.linalg.inv(self.sigma_y)
 
+    def times_sigma_y(self, x: torch.Tensor) -> torch.Tensor:
+        """xΣ_Y for x of shape (…, k, n), through Γ: (xG)Gᵀ + σ²x, each product with the shared G
+        one matrix product over every leading index."""
+        return (x @ self.g) @ self.g.T + self.noise_var * x
+
     def sigma_y_times(self, x: torch.Tensor) -> torch.Tensor:
-        """Σ_Y x for x of shape (…, n, k), through Γ: G(Gᵀx) + σ²x."""
-        return self.g @ (self.g.T @ x) + self.noise_var * x
+        """Σ_Y x for x of shape (…, n, k): (xᵀΣ_Y)ᵀ, Σ_Y being symmetric."""
+        return self.times_sigma_y(x.mT).mT
 
 
 def random_instance(

@@ -65,8 +65,7 @@ def _loss_and_covariance_gradients(
     beta = beta.reshape(-1, 1, 1)
     lam = lam.reshape(-1, 1, 1)
     eye_m = torch.eye(m, dtype=DTYPE, device=a.device)
-    bg = b @ ops.g  # m × s
-    t = ops.g @ bg.mT + ops.noise_var * b.mT  # T = Σ_YBᵀ, n × m
+    t = ops.sigma_y_times(b.mT)  # T = Σ_YBᵀ, n × m
     sigma_x = b @ t + sigma_w
     # C_Z⁻¹ applied to A, T and G at once
     k_a, k_t, k_g = torch.split(
@@ -111,12 +110,6 @@ def _loss_and_covariance_gradients(
     )
     torch.diagonal(identity_minus_m, 0, -2, -1).add_(1.0)
     return _SharedGradients(loss_value, grad_a, grad_b, w_curvature, identity_minus_m)
-
-
-def _transposed_cross_covariance(ops: Operators, b: torch.Tensor) -> torch.Tensor:
-    """Tᵀ = BΣ_Y = (BG)Gᵀ + σ²B (m × n per entry): two products with the shared G, each one
-    matrix product over all entries."""
-    return (b @ ops.g) @ ops.g.T + ops.noise_var * b
 
 
 def _low_rank_basis(ops: Operators, a: torch.Tensor, t_transposed: torch.Tensor) -> torch.Tensor:
@@ -165,7 +158,7 @@ def _loss_and_gradients_from_precision(
     a_sigma_x = a @ sigma_x
     low_rank_left = torch.empty_like(precision_basis)
     low_rank_left[..., :m] = f_a @ sigma_x - f_t
-    torch.neg(f_a, out=low_rank_left[..., m : 2 * m])
+    low_rank_left[..., m : 2 * m] = -f_a
     low_rank_left[..., 2 * m :] = f_g
     trace_fr = (
         ops.noise_var * torch.diagonal(precision_z, 0, -2, -1).sum(-1)
@@ -186,11 +179,7 @@ def _loss_and_gradients_from_precision(
     grad_a = low_rank_left[..., :m] + 2.0 * lam * (a_sigma_x - t)
     p_a = f_a + 2.0 * lam * a  # PA, P = F + 2λI
     w_curvature = a.mT @ p_a + beta * eye_m  # AᵀPA + βI
-    # Bᵀ-gradient rows: (AᵀPA + βI)Tᵀ − (PA)ᵀΣ_Y, the Σ_Y product through the shared G
-    p_a_transposed = p_a.mT.contiguous()
-    grad_b = torch.baddbmm(
-        (p_a_transposed @ ops.g) @ ops.g.T, w_curvature, t_transposed, beta=-1.0
-    ).sub_(p_a_transposed, alpha=ops.noise_var)
+    grad_b = w_curvature @ t_transposed - ops.times_sigma_y(p_a.mT)  # (AᵀPA + βI)Tᵀ − (PA)ᵀΣ_Y
     shared = _SharedGradients(loss_value, grad_a, grad_b, w_curvature, None)
     return shared, low_rank_left
 
@@ -314,7 +303,7 @@ class ProjectedCholesky:
         sigma_w = self.covariance(l_w)
         c_w = torch.linalg.cholesky(sigma_w)
         log_det_w = 2.0 * torch.log(torch.diagonal(c_w, 0, -2, -1)).sum(-1)
-        t_transposed = _transposed_cross_covariance(ops, b)
+        t_transposed = ops.times_sigma_y(b)  # Tᵀ = BΣ_Y
         basis = _low_rank_basis(ops, a, t_transposed)
         through_lapack = self.lapack_on_cpu and _lapack_can_take(l_z)
         if through_lapack:

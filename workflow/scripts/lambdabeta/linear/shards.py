@@ -14,6 +14,7 @@ have started is unsafe. A shard whose parent PID is gone stops by itself.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -122,16 +123,15 @@ def _worker_environment() -> dict[str, str]:
 def _concatenate(results: list[AdamWResult]) -> AdamWResult:
     """The shards' results as one, in entry order."""
 
-    def cat(values: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat(values, dim=0)
+    def joined(values) -> torch.Tensor:
+        return torch.cat(list(values), dim=0)
 
-    fields = ("a", "b", "sigma_z", "sigma_w")
-    params = Params(*(cat([getattr(r.params, name) for r in results]) for name in fields))
+    params = Params(
+        *(joined(getattr(r.params, f.name) for r in results) for f in dataclasses.fields(Params))
+    )
     return AdamWResult(
-        params=params,
-        iterations=cat([r.iterations for r in results]),
-        converged=cat([r.converged for r in results]),
-        reported_iteration=cat([r.reported_iteration for r in results]),
+        params,
+        *(joined(getattr(r, f.name) for r in results) for f in dataclasses.fields(AdamWResult)[1:]),
     )
 
 
