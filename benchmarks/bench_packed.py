@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_train import PAPER_GRID_STEPS, synthetic_images
 
 from lambdabeta.devices import select_device
-from lambdabeta.packed import PACK_MODES
-from lambdabeta.train import PackMember, TrainSettings, train_pack
+from lambdabeta.settings import TrainSettings
+from lambdabeta.training import PackMember, train_pack
+from lambdabeta.training.layouts import PACK_MODES
 
 SWEEP_KS = (1, 2, 4, 8, 16, 32, 64)
 

@@ -3,7 +3,7 @@
 Both train the same Table 1 VAE with the same λβ loss at the same batch size on a synthetic
 64 × 64 × C uint8 dataset, on the same device and thread count, in the same process:
 
-(a) ours: ``lambdabeta.train.train`` (uint8 images on the device, seeded index/noise generators,
+(a) ours: ``lambdabeta.training.train`` (uint8 images on the device, seeded index/noise generators,
     fused Adam, loss terms kept on the device, optional channels_last / compile / CUDA graphs);
 (b) baseline: a per-item ``torch.utils.data.Dataset`` returning float tensors,
     ``DataLoader(batch_size, shuffle=True)``, default Adam, ``loss.item()`` every step.
@@ -36,8 +36,10 @@ from torch.utils.data import DataLoader, Dataset
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
 from lambdabeta.devices import select_device
-from lambdabeta.model import VAE, lambda_beta_loss
-from lambdabeta.train import TrainSettings, train
+from lambdabeta.loss import lambda_beta_loss
+from lambdabeta.model import VAE
+from lambdabeta.settings import TrainSettings
+from lambdabeta.training import train
 
 # The paper's grid (Table 2): datasets × β values × seeds × (stabilize + |λ| finetunes) steps.
 PAPER_GRID_STEPS = 3 * 8 * 10 * (150_000 + 5 * 50_000)
@@ -96,7 +98,7 @@ class BaselineLoop:
 
 
 class OursLoop:
-    """``lambdabeta.train.train``; ``run(steps)`` trains a fresh phase of that many steps."""
+    """``lambdabeta.training.train``; ``run(steps)`` trains a fresh phase of that many steps."""
 
     def __init__(self, images: np.ndarray, args: argparse.Namespace, workdir: Path):
         self.images, self.args, self.workdir, self.runs = images, args, workdir, 0

@@ -48,7 +48,8 @@ from lambdabeta import linear  # noqa: E402
 from lambdabeta.devices import select_device  # noqa: E402
 from lambdabeta.evaluate import evaluate_checkpoint  # noqa: E402
 from lambdabeta.model import VAE, save_model  # noqa: E402
-from lambdabeta.train import TrainSettings, train  # noqa: E402
+from lambdabeta.settings import TrainSettings  # noqa: E402
+from lambdabeta.training import train  # noqa: E402
 
 # The training options of the table: (label, TrainSettings overrides, needs CUDA)
 TRAINING_OPTIONS = (

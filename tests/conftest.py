@@ -8,10 +8,13 @@ from typing import Any
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 # The tests use tiny tensors, for which one thread is fastest and timing is steady on a loaded
-# machine; tests that measure threading set their own.
+# machine (the suite runs its test files in parallel processes: BLAS threads spinning beside
+# each other's would slow every one of them down); tests that measure threading set their own.
 torch.set_num_threads(1)
+threadpool_limits(1)
 
 
 class Namedlist(list):
@@ -87,6 +90,32 @@ def snakemake_stand_in(
         config=dict(config or {}),
         rule=rule,
     )
+
+
+FIRST_GROUPS = ("slurm",)
+"""xdist groups scheduled before every other test: they mostly wait (for SLURM), so the other
+worker trains and plans meanwhile."""
+
+
+def pytest_collection_modifyitems(items):
+    def waits(item) -> bool:
+        marks = item.iter_markers("xdist_group")
+        return any((mark.args or [mark.kwargs.get("name")])[0] in FIRST_GROUPS for mark in marks)
+
+    items.sort(key=lambda item: not waits(item))
+
+
+@pytest.fixture(scope="session")
+def finished_tiny_linear(tmp_path_factory):
+    """A folder where the whole workflow of ``TINY_LINEAR`` has run, and its config file: shared
+    by the tests that inspect or dry-run a finished linear study (mark them
+    ``xdist_group("tiny_linear")`` so that one worker builds it once). Read it, never change it."""
+    from workflow_runner import TINY_LINEAR, snakemake, write_config
+
+    workdir = tmp_path_factory.mktemp("tiny_linear")
+    config = write_config(workdir, TINY_LINEAR)
+    snakemake(workdir, "--cores", "2", config=config)
+    return workdir, config
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ table; the entry points; and the claims rule run by Snakemake on prepared tables
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import runpy
@@ -38,6 +39,8 @@ from lambdabeta.statistics import (
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "workflow" / "scripts"
 SETTINGS = c.ClaimSettings(bootstrap_resamples=2000)
+MPI3D = dataclasses.replace(SETTINGS, mpi3d_dataset="mpi3d_real")
+SEED_0 = dataclasses.replace(SETTINGS, figure_seed=0)
 SEEDS = (0, 1, 2, 3, 4)
 
 
@@ -384,17 +387,14 @@ def test_collapse_strongest_on_mpi3d():
         return deep_metrics(value, datasets=tuple(drops))
 
     strongest = by_dataset({"dsprites": 0.3, "mpi3d_real": 1.0, "shapes3d": 0.5})
-    row = only(c.deep_collapse_strongest_on_mpi3d(strongest, SETTINGS, "mpi3d_real"))
+    row = only(c.deep_collapse_strongest_on_mpi3d(strongest, MPI3D))
     assert row["verdict"] == REPRODUCED and row["scope"] == "mpi3d_real vs dsprites, shapes3d"
     weakest = by_dataset({"dsprites": 1.0, "mpi3d_real": 0.2})
-    row = only(c.deep_collapse_strongest_on_mpi3d(weakest, SETTINGS, "mpi3d_real"))
+    row = only(c.deep_collapse_strongest_on_mpi3d(weakest, MPI3D))
     assert row["verdict"] == NOT_REPRODUCED
     alone = by_dataset({"mpi3d_real": 1.0})
-    assert (
-        only(c.deep_collapse_strongest_on_mpi3d(alone, SETTINGS, "mpi3d_real"))["verdict"]
-        == NOT_RUN
-    )
-    assert only(c.deep_collapse_strongest_on_mpi3d(strongest, SETTINGS, None))["verdict"] == NOT_RUN
+    assert only(c.deep_collapse_strongest_on_mpi3d(alone, MPI3D))["verdict"] == NOT_RUN
+    assert only(c.deep_collapse_strongest_on_mpi3d(strongest, SETTINGS))["verdict"] == NOT_RUN
 
 
 def test_relative_deterioration_and_peak_contrast_by_hand():
@@ -419,15 +419,13 @@ def test_optimum_moves_to_high_beta():
         return record
 
     metrics = deep_metrics(mig_rises)
-    row = only(
-        c.selection_optimum_moves_to_high_beta(metrics, selection_of(metrics), SETTINGS, 1e-3)
-    )
+    row = only(c.selection_optimum_moves_to_high_beta(metrics, selection_of(metrics), SETTINGS))
     assert row["verdict"] == REPRODUCED
     assert row["effect"] == pytest.approx(6.0)  # β* from 1 (w₁ = 1) to 64 (w₁ = 0)
     assert "1: β=1" in row["detail"] and "0: β=64" in row["detail"]
 
     stuck = deep_metrics(paper_like)  # MIG falls at β = 64: w₁ = 0 stops at β = 8
-    row = only(c.selection_optimum_moves_to_high_beta(stuck, selection_of(stuck), SETTINGS, 1e-3))
+    row = only(c.selection_optimum_moves_to_high_beta(stuck, selection_of(stuck), SETTINGS))
     assert row["effect"] == pytest.approx(3.0)
 
     def mig_falls(dataset, phase, beta, lam, seed, rng):
@@ -436,11 +434,11 @@ def test_optimum_moves_to_high_beta():
         return record
 
     low = deep_metrics(mig_falls)  # both ends pick β = 1: the optimum does not move
-    row = only(c.selection_optimum_moves_to_high_beta(low, selection_of(low), SETTINGS, 1e-3))
+    row = only(c.selection_optimum_moves_to_high_beta(low, selection_of(low), SETTINGS))
     assert row["verdict"] == NOT_REPRODUCED and row["effect"] == 0.0
     partial = selection_of(metrics, weights=(0.5, 1.0))
     assert (
-        only(c.selection_optimum_moves_to_high_beta(metrics, partial, SETTINGS, 1e-3))["verdict"]
+        only(c.selection_optimum_moves_to_high_beta(metrics, partial, SETTINGS))["verdict"]
         == NOT_RUN
     )
 
@@ -466,7 +464,7 @@ def concentration_table(shift, seeds=SEEDS, same_setting=False):
 
 
 def test_mi_concentrated_claim():
-    row = only(c.qualitative_mi_concentrated(concentration_table(0.2), SETTINGS, figure_seed=0))
+    row = only(c.qualitative_mi_concentrated(concentration_table(0.2), SEED_0))
     assert row["verdict"] == REPRODUCED and row["effect"] == pytest.approx(0.2)
     assert "β=1, λ=0 → β=8, λ=16" in row["detail"] and "seed 0: 0.4 → 0.6" in row["detail"]
     against = c.qualitative_mi_concentrated(concentration_table(-0.2), SETTINGS)
@@ -509,7 +507,10 @@ def test_judge_claims_lists_every_claim_and_is_reproducible():
 def test_judge_claims_without_a_study_says_not_run():
     linear_only = c.judge_claims(SETTINGS, linear=linear_table(), traces=contraction_traces())
     deep_rows = linear_only[~linear_only["claim_id"].str.startswith("linear.")]
-    assert len(deep_rows) == len(c.DEEP_CLAIMS) and (deep_rows["verdict"] == NOT_RUN).all()
+    assert (
+        len(deep_rows) == sum(not i.startswith("linear.") for i in c.CLAIMS)
+        and (deep_rows["verdict"] == NOT_RUN).all()
+    )
     deep_only = c.judge_claims(SETTINGS, metrics=deep_metrics(paper_like))
     linear_rows = deep_only[deep_only["claim_id"].str.startswith("linear.")]
     assert (linear_rows["verdict"] == NOT_RUN).all() and (
@@ -578,25 +579,24 @@ def test_lambda_effect_table_is_paired_by_seed():
 
 
 def write_inputs(root: Path) -> dict:
-    """The tables the claims rule reads, as the pipeline writes them."""
+    """The tables the claims rule reads, as the pipeline writes them, by input name."""
     tables = all_tables()
     paths = {}
     for name in ("linear", "metrics", "selection"):
         paths[name] = root / f"{name}.csv"
         tables[name].to_csv(paths[name], index=False)
     paths["traces"] = [root / "contraction.csv"]
-    tables["traces"].drop(columns=["m", "s"]).to_csv(paths["traces"][0], index=False)
-    paths["mi_matrices"], mi_runs = [], []
-    for role, (beta, lam), matrix in (("reference", (1.0, 0.0), np.ones((3, 2))),
-                                      ("concentrated", (8.0, 16.0), np.eye(3, 2))):  # fmt: skip
+    tables["traces"].to_csv(paths["traces"][0], index=False)
+    for role, (beta, lam), matrix in (("reference", (1, 0), np.ones((3, 2))),
+                                      ("concentrated", (8, 16), np.eye(3, 2))):  # fmt: skip
+        paths[f"mi_{role}"] = []
         for seed in SEEDS:
-            path = root / f"mi_{role}_{seed}.csv"
+            folder = root / f"results/runs/dsprites/beta{beta}/seed{seed}/lambda{lam}"
+            folder.mkdir(parents=True)
             frame = pd.DataFrame(matrix, columns=["shape", "scale"]).rename_axis("latent")
-            frame.reset_index().to_csv(path, index=False)
-            paths["mi_matrices"].append(path)
-            mi_runs.append({"dataset": "dsprites", "phase": "finetune", "beta": beta,
-                            "lambda": lam, "seed": seed, "role": role})  # fmt: skip
-    return {"paths": paths, "mi_runs": mi_runs}
+            frame.reset_index().to_csv(folder / "mi_matrix.csv", index=False)
+            paths[f"mi_{role}"].append(folder / "mi_matrix.csv")
+    return paths
 
 
 def quiet(monkeypatch):
@@ -612,18 +612,17 @@ def test_entry_points_write_the_claims_and_the_lambda_effect(tmp_path, monkeypat
                "verdicts": tmp_path / "claims_verdicts.rst"}  # fmt: skip
     snakemake = fake_snakemake(
         input={
-            key: str(v) if isinstance(v, Path) else [str(p) for p in v]
-            for key, v in inputs["paths"].items()
+            key: str(v) if isinstance(v, Path) else [str(p) for p in v] for key, v in inputs.items()
         },
         output=outputs,
         params={
-            "claims": {"bootstrap_resamples": 2000},
-            "reconstruction_metric": "train_bce",
-            "rho": 1e-3,
-            "linear_dims": [{"n": 30, "m": 6, "s": 3}],
-            "mpi3d_dataset": None,
-            "mi_runs": inputs["mi_runs"],
-            "figure_seed": 0,
+            "settings": {
+                "claims": {"bootstrap_resamples": 2000},
+                "reconstruction": "train_bce",
+                "rho": 1e-3,
+                "mpi3d_dataset": None,
+                "figure_seed": 0,
+            }
         },
         log=[str(tmp_path / "claims.log")],
     )
@@ -641,7 +640,7 @@ def test_entry_points_write_the_claims_and_the_lambda_effect(tmp_path, monkeypat
         "markdown": tmp_path / "lambda_effect.md",
     }
     snakemake = fake_snakemake(
-        input={"metrics": str(inputs["paths"]["metrics"])},
+        input={"metrics": str(inputs["metrics"])},
         output=effect_out,
         params={"resamples": 500, "seed": 0},
         log=[str(tmp_path / "effect.log")],
@@ -672,7 +671,7 @@ def test_claims_rule_rejudges_existing_tables_alone(tmp_path):
     (tmp_path / "results/tables").mkdir(parents=True)
     (tmp_path / "results/linear/n30_m6_s3").mkdir(parents=True)
     tables["linear"].to_csv(tmp_path / "results/tables/linear_metrics.csv", index=False)
-    traces = tables["traces"].drop(columns=["m", "s"])
+    traces = tables["traces"]
     traces.to_csv(tmp_path / "results/linear/n30_m6_s3/contraction.csv", index=False)
     tables["metrics"].to_csv(tmp_path / "results/tables/deep_metrics.csv", index=False)
     tables["selection"].to_csv(tmp_path / "results/tables/selection.csv", index=False)

@@ -416,6 +416,7 @@ def test_entry_point_honours_the_snakemake_contract(checkpoint, tmp_path):
             "resources": {"jobs_per_gpu": 1},
         },
         "threads": 2,
+        "resources": {"gpu": 0},
         "log": [out / "evaluate.log"],
     }
     script = textwrap.dedent(

@@ -11,7 +11,9 @@ from lambdabeta.evaluate import evaluate_checkpoint
 from lambdabeta.loader import load_prepared
 from lambdabeta.model import save_model
 from lambdabeta.prepare import prepare
-from lambdabeta.train import TrainSettings, initial_model, train
+from lambdabeta.settings import TrainSettings
+from lambdabeta.training import train
+from lambdabeta.training.streams import initial_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.trains]
 

@@ -1,5 +1,6 @@
-"""Where the AdamW study runs (`linear.adamw.device`): the scheduler's GPU request, the device a
-job resolves when it runs, and the same results on a GPU as on the CPU."""
+"""Where the AdamW study runs: the scheduler's GPU request (`resources.linear_adamw.gpu`), the
+device a job resolves when it runs (`linear.adamw.device`), and the same results on a GPU as on
+the CPU."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from lambdabeta import linear as L
 from lambdabeta.devices import select_device
 from lambdabeta.linear import study
 from lambdabeta.linear.settings import AdamWSettings, LinearSettings
-from lambdabeta.linear.study import adamw_device
+from lambdabeta.settings import job_device
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 SCRIPTS = REPO / "workflow" / "scripts"
@@ -40,7 +41,7 @@ def device_of_job(spec, granted, cuda_devices, monkeypatch, lock_dir) -> torch.d
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_devices > 0)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_devices)
     return select_device(
-        adamw_device(spec, granted), lock_dir=lock_dir, setting="linear.adamw.device"
+        job_device(spec, granted), lock_dir=lock_dir, setting="linear.adamw.device"
     )
 
 
@@ -70,20 +71,6 @@ def test_a_gpu_that_is_not_there_is_an_error_naming_the_key(
 ):
     with pytest.raises(RuntimeError, match=r"linear\.adamw\.device.*CUDA device"):
         device_of_job(spec, 1, cuda_devices, monkeypatch, tmp_path)
-
-
-@pytest.mark.parametrize(
-    ("device", "visible_gpus", "requested"),
-    [
-        ("auto", 0, False),
-        ("auto", 2, True),
-        ("cpu", 2, False),
-        ("cuda", 0, True),
-        ("cuda:1", 0, True),
-    ],
-)
-def test_the_job_asks_for_a_gpu_exactly_when_it_will_use_one(device, visible_gpus, requested):
-    assert AdamWSettings(device=device).requests_gpu(visible_gpus) is requested
 
 
 # ---- the config key ----------------------------------------------------------------------------
@@ -147,7 +134,7 @@ def study_job_files(tmp_path, monkeypatch, fake_snakemake):
             log=[str(tmp_path / "adamw.log")],
             resources={"gpu": granted_gpus},
             config={
-                "linear": {"adamw": {"device": device}},
+                "linear": linear | {"adamw": {"steps": 5, "device": device}},
                 "resources": {"jobs_per_gpu": 1},
             },
         )
@@ -219,10 +206,12 @@ def test_adamw_on_cuda_equals_adamw_on_the_cpu(parameterization):
 # ---- the scheduler's request, in a dry-run -----------------------------------------------------
 
 
-def planned_requests(workdir: Path, device: str) -> dict[str, tuple[str | None, int]]:
+def planned_requests(workdir: Path, device: str, gpu: int) -> dict[str, tuple[str | None, int]]:
     """The `gpu` resource and the threads `snakemake -n --cores 8` plans for each linear study
-    job under ``device``."""
-    config = write_config(workdir, with_setting(TINY_LINEAR, "linear.adamw.device", device))
+    job under ``device`` and `resources.linear_adamw.gpu` = ``gpu``."""
+    config = with_setting(TINY_LINEAR, "linear.adamw.device", device)
+    config = with_setting(config, "resources.linear_adamw", {"gpu": gpu, "threads": 8})
+    config = write_config(workdir, config)
     targets = [f"results/linear/n12_m3_s2/{method}.csv" for method in ("adamw", "fixed_point")]
     result = snakemake(workdir, "-n", "--cores", "8", *targets, config=config)
     requests, rule = {}, None
@@ -241,18 +230,19 @@ def planned_requests(workdir: Path, device: str) -> dict[str, tuple[str | None, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("device", "visible", "adamw_request"),
-    # the other combinations of device and visible GPUs are `requests_gpu`'s unit test above
-    [("cpu", "0", ("0", 8)), ("auto", "0", ("1", 1))],
-    ids=["cpu_beside_a_gpu", "auto_with_a_gpu"],
+    ("device", "gpu", "adamw_request"),
+    # which device a granted job then uses is the unit test of `job_device` above
+    [("cuda", 0, ("0", 8)), ("cpu", 1, ("1", 8)), ("auto", 1, ("1", 8))],
+    ids=["cuda_without_a_request", "cpu_with_a_request", "auto_with_a_request"],
 )
-def test_the_adamw_job_requests_a_gpu_exactly_when_it_will_use_one(
-    tmp_path, monkeypatch, device, visible, adamw_request
+def test_the_adamw_job_asks_for_a_gpu_by_its_resources_entry_alone(
+    tmp_path, monkeypatch, device, gpu, adamw_request
 ):
-    """On the CPU it takes `resources.linear_adamw`'s 8 threads (one process each); with a GPU,
-    the GPU and one thread."""
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)  # what the planning process sees
-    assert planned_requests(tmp_path, device) == {
+    """Whatever the device key and the GPUs the planning process sees, the request is
+    `resources.linear_adamw.gpu`, and the job takes its 8 threads (one process each on the
+    CPU); the fixed point asks for no GPU."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")  # a GPU visible to the planning process
+    assert planned_requests(tmp_path, device, gpu) == {
         "linear_adamw": adamw_request,
         "linear_fixed_point": (None, 1),
     }

@@ -8,7 +8,7 @@ import re
 import pytest
 from workflow_runner import TINY_LINEAR, snakemake, with_setting, write_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("tiny_linear")]
 
 DIMS = "results/linear/n12_m3_s2"
 TABLES_AND_FIGURES = {
@@ -29,9 +29,10 @@ CONTRACTION = {
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("linear_rerun")
-    snakemake(workdir, "--cores", "1", config=write_config(workdir, TINY_LINEAR))
+def finished(finished_tiny_linear):
+    """The finished run, checked once to be up to date under its own config."""
+    workdir, _ = finished_tiny_linear
+    assert planned(workdir, TINY_LINEAR) == {}, "the finished run must be up to date"
     return workdir
 
 
@@ -86,7 +87,6 @@ def study(method: str) -> dict[str, set[str]]:
     ],
 )
 def test_a_change_plans_exactly_the_jobs_it_affects(finished, path, value, expected):
-    assert planned(finished, TINY_LINEAR) == {}, "the finished run must be up to date"
     jobs = planned(finished, changed(path, value))
     # the verdicts of the claims are judged from every linear table, so they follow any change
     # of one; nothing else may

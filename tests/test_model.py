@@ -5,13 +5,8 @@ import math
 import pytest
 import torch
 
-from lambdabeta.model import (
-    VAE,
-    kl_per_latent,
-    lambda_beta_loss,
-    load_model,
-    save_model,
-)
+from lambdabeta.loss import kl_per_latent, lambda_beta_loss
+from lambdabeta.model import VAE, load_model, save_model
 
 
 def _table1_parameter_count(c: int, m: int) -> int:

@@ -21,18 +21,13 @@ from workflow_runner import snakemake, write_config
 
 from lambdabeta.grid import Run, packs
 from lambdabeta.loader import DeviceImages
-from lambdabeta.model import lambda_beta_loss, load_model
-from lambdabeta.packed import MemberWeights, StackedWeights, pack_weights, stack_like
-from lambdabeta.train import (
-    CHECKPOINT_FILE,
-    NonFiniteLossError,
-    PackMember,
-    TrainSettings,
-    initial_model,
-    make_generators,
-    train,
-    train_pack,
-)
+from lambdabeta.loss import lambda_beta_loss
+from lambdabeta.model import load_model
+from lambdabeta.settings import TrainSettings
+from lambdabeta.training import NonFiniteLossError, PackMember, train, train_pack
+from lambdabeta.training.checkpoint import CHECKPOINT_FILE
+from lambdabeta.training.layouts import MemberWeights, StackedWeights, pack_weights, stack_like
+from lambdabeta.training.streams import initial_model, make_generators
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 
@@ -295,7 +290,8 @@ def test_killed_pack_resumes_to_the_uninterrupted_result(tmp_path, images):
         from pathlib import Path
         import numpy as np
         sys.path.insert(0, {str(SCRIPTS)!r})
-        from lambdabeta.train import PackMember, TrainSettings, train_pack
+        from lambdabeta.settings import TrainSettings
+        from lambdabeta.training import PackMember, train_pack
         members = []
         for values, folder in json.loads({runs!r}):
             folder = Path(folder)

@@ -63,31 +63,52 @@ def validated_deep(**train) -> dict:
 
 
 def test_every_config_training_key_reaches_the_settings_once():
-    deep = validated_deep()
+    deep = S.DeepSettings.from_config(validated_deep(device="cuda"))
     run = Run("toy", 8, 2, 4)
-    science = S.train_science(deep, run)
-    logistics = S.train_logistics(deep, threads=3)
-    assert not set(science) & set(logistics)
+    science = deep.train_science(run)
+    phase = deep.phase_science("finetune")
     assert set(science) == set(S.TrainSettings.SCIENCE)
-    assert set(logistics) | {"run_name"} == set(S.TrainSettings.LOGISTICS)
-    settings = S.TrainSettings.for_run(run, science, logistics)
+    assert set(science) - set(phase) == {"beta", "lam", "seed"}
+    settings = deep.train_settings(run, phase, threads=3, granted_gpus=1)
     assert (settings.beta, settings.lam, settings.seed, settings.phase) == (8.0, 4.0, 2, "finetune")
-    assert settings.steps == deep["train"]["finetune_steps"]
+    assert settings.steps == deep.section["train"]["finetune_steps"]
     assert settings.run_name == "toy/beta8/seed2/lambda4" and settings.threads == 3
+    assert settings.device == "cuda"
     assert settings.science() == science
+    # every deep.train key but the step counts and pack_size reaches the settings
+    keys = set(deep.section["train"]) - {"stabilize_steps", "finetune_steps", "pack_size"}
+    assert keys <= set(settings.to_dict())
 
 
 def test_logistics_never_change_the_science():
-    base = S.train_science(validated_deep(), Run("toy", 8, 0))
+    def science(**change):
+        return S.DeepSettings.from_config(validated_deep(**change)).train_science(Run("toy", 8, 0))
+
+    base = science()
     for change in [{"checkpoint_every": 7}, {"device": "cuda:1"}, {"channels_last": False},
                    {"compile": True}, {"cuda_graphs": True}, {"pack_size": 4}]:  # fmt: skip
-        assert S.train_science(validated_deep(**change), Run("toy", 8, 0)) == base
-    assert S.train_science(validated_deep(lr=3e-4), Run("toy", 8, 0)) != base
+        assert science(**change) == base
+    assert science(lr=3e-4) != base
     deep = validated_deep()
-    evaluation = S.evaluation_science(deep)
+    evaluation = S.DeepSettings.from_config(deep).evaluation_science()
     deep["evaluate"]["batch_size"] = 7
-    assert S.evaluation_science(deep) == evaluation
-    assert S.evaluation_logistics(deep) == {"batch_size": 7, "device": "auto"}
+    assert S.DeepSettings.from_config(deep).evaluation_science() == evaluation
+    settings = S.DeepSettings.from_config(deep).evaluation_settings(evaluation, granted_gpus=1)
+    assert (settings.batch_size, settings.device) == (7, "auto")
+
+
+@pytest.mark.parametrize(
+    ("spec", "granted", "device"),
+    [("auto", 1, "auto"), ("cuda:1", 2, "cuda:1"), ("cuda", 0, "cpu"), ("auto", 0, "cpu"),
+     ("cpu", 1, "cpu")],
+)  # fmt: skip
+def test_a_job_uses_the_configured_device_only_with_a_granted_gpu(spec, granted, device):
+    """One policy for every job kind (training, evaluation, linear AdamW)."""
+    assert S.job_device(spec, granted) == device
+    deep = S.DeepSettings.from_config(validated_deep(device=spec))
+    settings = deep.train_settings(Run("toy", 8, 0), deep.phase_science("stabilize"), 1, granted)
+    assert settings.device == device
+    assert deep.evaluation_settings(deep.evaluation_science(), granted).device == device
 
 
 def test_dataset_science_ignores_where_a_file_comes_from():

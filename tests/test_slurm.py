@@ -306,8 +306,14 @@ def resumed_step(train_log: Path) -> int | None:
 # ---- through SLURM -------------------------------------------------------------------------
 
 
+# The tests through SLURM run in one worker, in order: they share the one test cluster. Most of
+# their time is spent waiting for SLURM, so conftest.py schedules them first.
+THROUGH_SLURM = pytest.mark.xdist_group("slurm")
+
+
 @pytest.mark.slow
 @pytest.mark.slurm
+@THROUGH_SLURM
 def test_profile_runs_the_demo_through_slurm_as_a_local_run_does(cluster, tmp_path):
     on_slurm = copy_workflow(tmp_path / "slurm")
     profile = write_test_profile(on_slurm, cluster)
@@ -373,6 +379,7 @@ def test_profile_runs_the_demo_through_slurm_as_a_local_run_does(cluster, tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.slurm
+@THROUGH_SLURM
 def test_training_resumes_after_a_requeue_and_after_a_cancelled_attempt(cluster, tmp_path):
     workdir = copy_workflow(tmp_path / "slurm")
     profile = write_test_profile(workdir, cluster)
@@ -437,6 +444,7 @@ def test_training_resumes_after_a_requeue_and_after_a_cancelled_attempt(cluster,
 
 @pytest.mark.slow
 @pytest.mark.slurm
+@THROUGH_SLURM
 def test_one_gpu_per_submission_does_not_limit_how_many_are_queued(
     cluster, prepared_workflow, tmp_path
 ):
@@ -494,6 +502,7 @@ def fake_nvidia_smi(directory: Path, gpus: int) -> Path:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("local_gpus")  # one worker: they share the prepared workflow
 @pytest.mark.parametrize(
     ("visible_devices", "listed_gpus", "jobs_per_gpu", "extra", "limit"),
     [

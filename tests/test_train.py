@@ -16,18 +16,13 @@ from training_helpers import random_binary_images, tiny_settings
 
 from lambdabeta import devices
 from lambdabeta.loader import DeviceImages
-from lambdabeta.model import lambda_beta_loss, load_model
-from lambdabeta.train import (
-    CHECKPOINT_FILE,
-    CheckpointMismatchError,
-    NonFiniteLossError,
-    TrainSettings,
-    curve_columns,
-    initial_model,
-    make_generators,
-    stream_seeds,
-    train,
-)
+from lambdabeta.loss import lambda_beta_loss
+from lambdabeta.model import load_model
+from lambdabeta.settings import TrainSettings
+from lambdabeta.training import CheckpointMismatchError, NonFiniteLossError, train
+from lambdabeta.training.checkpoint import CHECKPOINT_FILE
+from lambdabeta.training.curve import curve_columns
+from lambdabeta.training.streams import initial_model, make_generators, stream_seeds
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
 
@@ -235,7 +230,8 @@ def test_sigkilled_run_resumes_to_identical_result(tmp_path, images):
         import json, sys
         import numpy as np
         sys.path.insert(0, {str(SCRIPTS)!r})
-        from lambdabeta.train import TrainSettings, train
+        from lambdabeta.settings import TrainSettings
+        from lambdabeta.training import train
         settings = TrainSettings.from_dict(json.loads({json.dumps(settings.to_dict())!r}))
         train(settings, np.load({str(tmp_path / "images.npy")!r}),
               model_path={str(out / "model.pt")!r}, log_path={str(out / "curve.csv")!r},

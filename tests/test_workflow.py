@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
 from workflow_runner import REPO, TINY_LINEAR, snakemake, write_config
@@ -25,12 +23,12 @@ LINEAR_OUTPUTS = [
 ]
 
 
-def test_linear_study_end_to_end_and_reproducible(tmp_path):
-    config = write_config(tmp_path, TINY_LINEAR)
-    snakemake(tmp_path, "--cores", "2", config=config)
+@pytest.mark.xdist_group("tiny_linear")
+def test_linear_study_end_to_end_and_reproducible(finished_tiny_linear, tmp_path):
+    finished, config = finished_tiny_linear
     for output in LINEAR_OUTPUTS:
-        assert (tmp_path / output).stat().st_size > 0, output
-    table = pd.read_csv(tmp_path / "results/tables/linear_metrics.csv")
+        assert (finished / output).stat().st_size > 0, output
+    table = pd.read_csv(finished / "results/tables/linear_metrics.csv")
     assert len(table) == 2 * 2 * 2 * 2  # methods × β × λ × restarts
     expected = {
         "n",
@@ -49,15 +47,15 @@ def test_linear_study_end_to_end_and_reproducible(tmp_path):
         "residual",
     }
     assert expected <= set(table.columns)
-    assert (tmp_path / "logs/linear/n12_m3_s2/adamw.log").stat().st_size > 0
+    assert (finished / "logs/linear/n12_m3_s2/adamw.log").stat().st_size > 0
 
-    rerun = snakemake(tmp_path, "--cores", "2", config=config)
+    rerun = snakemake(finished, "--cores", "2", config=config)
     assert "Nothing to be done" in rerun.stdout + rerun.stderr
 
-    # from scratch again: the same numbers, to the bit
-    first = (tmp_path / "results/tables/linear_metrics.csv").read_text()
-    shutil.rmtree(tmp_path / "results")
-    snakemake(tmp_path, "--cores", "2", "results/tables/linear_metrics.csv", config=config)
+    # from scratch, elsewhere: the same numbers, to the bit
+    first = (finished / "results/tables/linear_metrics.csv").read_text()
+    again = write_config(tmp_path, TINY_LINEAR)
+    snakemake(tmp_path, "--cores", "2", "results/tables/linear_metrics.csv", config=again)
     assert (tmp_path / "results/tables/linear_metrics.csv").read_text() == first
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lambdabeta.train import TrainSettings
+from lambdabeta.settings import TrainSettings
 
 
 def random_binary_images(count: int = 32, seed: int = 0) -> np.ndarray:

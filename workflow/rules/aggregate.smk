@@ -54,6 +54,6 @@ rule select_hyperparameters:
         rho=config["selection"]["rho"],
         weights=config["selection"]["weights"],
         heatmap_weights=config["selection"]["heatmap_weights"],
-        reconstruction_metric=DEEP.get("reconstruction_metric"),
+        reconstruction_metric=DEEP.reconstruction_metric,
     script:
         "../scripts/select_hyperparameters.py"

@@ -4,7 +4,7 @@
 
 rule claims:
     input:
-        unpack(claims_inputs),
+        unpack(claim_inputs),
     output:
         table=report(
             "results/tables/claims.csv",
@@ -20,15 +20,7 @@ rule claims:
     conda:
         "../../envs/analysis.yaml"
     params:
-        claims=config["claims"],
-        reconstruction_metric=DEEP.get("reconstruction_metric"),
-        rho=config["selection"]["rho"],
-        linear_dims=LINEAR["dims"] if LINEAR else [],
-        mpi3d_dataset=mpi3d_dataset(),
-        mi_runs=[
-            {k: v for k, v in record.items() if k != "path"} for record in concentration_runs()
-        ],
-        figure_seed=config["figures"]["seed"],
+        settings=claims.claim_settings(config),
     script:
         "../scripts/claims.py"
 

@@ -37,8 +37,7 @@ rule prepare_dataset:
         "../../envs/torch.yaml"
     threads: RESOURCES["prepare"]["threads"]
     resources:
-        mem_mb=RESOURCES["prepare"]["mem_mb"],
-        runtime=runtime("prepare"),
+        **job_resources("prepare"),
     params:
         source=lambda wildcards: preparation_science(DATASETS[wildcards.dataset]),
     script:

@@ -7,7 +7,7 @@ rule evaluate:
     input:
         model=f"{grid.RUN_DIR}/model.pt",
         curve=f"{grid.RUN_DIR}/train_log.csv",
-        images=lambda wildcards: ancient(prepared(evaluated_run(wildcards)["dataset"])["images"]),
+        images=lambda wildcards: prepared_images(evaluated_run(wildcards)["dataset"]),
     output:
         metrics=f"{grid.RUN_DIR}/metrics.json",
         mi_matrix=f"{grid.RUN_DIR}/mi_matrix.csv",
@@ -18,11 +18,9 @@ rule evaluate:
         "../../envs/torch.yaml"
     threads: RESOURCES["evaluate"]["threads"]
     resources:
-        gpu=RESOURCES["evaluate"]["gpu"],
-        mem_mb=RESOURCES["evaluate"]["mem_mb"],
-        runtime=runtime("evaluate"),
+        **job_resources("evaluate"),
     params:
-        settings=evaluation_science(DEEP),
+        settings=DEEP.evaluation_science() if DEEP.datasets else {},
         run=evaluated_run,
     script:
         "../scripts/evaluate.py"

@@ -38,7 +38,7 @@ rule fig_linear_contraction:
     input:
         traces=expand(
             "results/linear/{dims}/contraction.csv",
-            dims=[linear_dims_name(d) for d in LINEAR["dims"]] if LINEAR else [],
+            dims=LINEAR_DIMS,
         ),
     output:
         **figure_outputs(
@@ -67,8 +67,8 @@ rule fig4_beta_sweep:
         "../../envs/analysis.yaml"
     params:
         figure="fig4",
-        datasets=DEEP["datasets"],
-        reconstruction_metric=DEEP.get("reconstruction_metric"),
+        datasets=DEEP.datasets,
+        reconstruction_metric=DEEP.reconstruction_metric,
     script:
         "../scripts/plot_deep.py"
 
@@ -85,8 +85,8 @@ rule fig5_lambda_heatmaps:
         "../../envs/analysis.yaml"
     params:
         figure="fig5",
-        datasets=DEEP["datasets"],
-        reconstruction_metric=DEEP.get("reconstruction_metric"),
+        datasets=DEEP.datasets,
+        reconstruction_metric=DEEP.reconstruction_metric,
     script:
         "../scripts/plot_deep.py"
 
@@ -103,7 +103,7 @@ rule fig6_tchebycheff:
         "../../envs/analysis.yaml"
     params:
         figure="fig6",
-        datasets=DEEP["datasets"],
+        datasets=DEEP.datasets,
         heatmap_weights=config["selection"]["heatmap_weights"],
     script:
         "../scripts/plot_deep.py"

@@ -4,12 +4,12 @@
 # Each job's `params` hold only the science of that job (lambdabeta.linear.settings): changing a
 # solver setting reruns that solver's jobs, changing `linear.contraction` reruns only the
 # contraction traces, and threads, resources or `linear.adamw.device` rerun nothing. Each method
-# has its own rule, so that a cluster profile can send the AdamW jobs to GPUs alone.
+# has its own rule and `resources` entry (`linear`, `linear_adamw`), so that a cluster profile
+# can send the AdamW jobs to GPUs alone (`resources.linear_adamw.gpu`).
 
-from lambdabeta.linear.settings import METHODS, LinearSettings
+from lambdabeta.linear.settings import METHODS
 
-LINEAR_SETTINGS = LinearSettings.from_config(LINEAR) if LINEAR else None
-LINEAR_DIMS = [dims.name for dims in LINEAR_SETTINGS.dims] if LINEAR else []
+LINEAR_STAGES = {"fixed_point": "linear", "adamw": "linear_adamw"}
 
 
 rule linear_instance:
@@ -42,13 +42,11 @@ for method in METHODS:
             f"logs/linear/{{dims}}/{method}.log",
         conda:
             "../../envs/torch.yaml"
-        threads: linear_study_threads(method)
+        threads: RESOURCES[LINEAR_STAGES[method]]["threads"]
         resources:
-            **linear_study_gpus(method),
-            mem_mb=RESOURCES[linear_study_stage(method)]["mem_mb"],
-            runtime=runtime(linear_study_stage(method)),
+            **job_resources(LINEAR_STAGES[method]),
         params:
-            science=linear_study_science(method),
+            science=lambda w, method=method: LINEAR_SETTINGS.study_job(w.dims, method).science(),
         script:
             "../scripts/linear_study.py"
 

@@ -4,31 +4,20 @@
 # preempted job resumes where it stopped instead of starting over.
 #
 # Packed training (deep.train.pack_size > 1) trains several runs in one job and process, each
-# run writing exactly the files of its own job. Design:
-# - The one-run rules `stabilize` and `finetune` (wildcards) can produce every run.
-# - At parse time, one rule per pack is added, with explicit outputs: the runs of a fixed block
-#   (pack_size consecutive seeds of one (dataset, β); λ of one stabilized model) that are not yet
-#   trained with today's science (common.smk: trained, training_rules). A `ruleorder` puts it
-#   before the one-run rule, and it takes the profile's `set-resources`/`set-threads` of its
-#   phase's rule.
-# - Finished runs are never in a pack: Snakemake deletes and rewrites every output of a job it
-#   runs, so a pack holding a finished run would train it again. A finished run keeps its
-#   one-run rule as producer, and that job is up to date: both kinds of job record the same
-#   params (the phase's shared science; a run's β, λ and seed are in its path), the same input
-#   (the dataset, and for finetunes the one stabilized model their pack starts from) and the same
-#   code (one `rule:` block defines them all; Snakemake records a script rule's `script:` line).
-# So changing pack_size retrains nothing, adding a seed or a λ trains only the new runs (packed
-# when their block has two or more), and a science change plans the packs again. A block with
-# one run to train makes no pack: that run trains alone.
+# run writing exactly the files of its own job: the one-run rules `stabilize` and `finetune`
+# can produce every run, and one rule per pack of runs not yet trained is added before them
+# (lambdabeta.plan.training). Every training job records the same code: one `rule:` block
+# defines them all, and Snakemake records a script rule's `script:` line. So changing pack_size
+# retrains nothing, and adding a seed or a λ trains only the new runs.
 
 
-for job in training_rules():
+for job in TRAINING_RULES:
 
     rule:
         name:
             job.name
         input:
-            **job.input,
+            **training_input(job),
         output:
             **job.output,
         log:
@@ -37,11 +26,9 @@ for job in training_rules():
             "../../envs/torch.yaml"
         threads: RESOURCES[job.phase]["threads"]
         resources:
-            gpu=RESOURCES[job.phase]["gpu"],
-            mem_mb=RESOURCES[job.phase]["mem_mb"],
-            runtime=runtime(job.phase),
+            **job_resources(job.phase),
         params:
-            settings=train_params(job.phase),
+            settings=lambda wildcards, phase=job.phase: DEEP.phase_science(phase),
             members=job.members,
         script:
             "../scripts/train.py"

@@ -6,14 +6,15 @@ import torch
 
 from lambdabeta.evaluate import evaluate_checkpoint, write_evaluation
 from lambdabeta.io import log_to_file
-from lambdabeta.settings import EvaluationSettings, evaluation_logistics
+from lambdabeta.settings import DeepSettings
 
 log_to_file(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 
-# params hold what changes the results; the batch size and device come from the config
-settings = EvaluationSettings.from_dict(
-    {**snakemake.params.settings, **evaluation_logistics(snakemake.config["deep"])}
+# params hold what changes the results; the batch size and device come from the config and
+# the scheduler's allocation
+settings = DeepSettings.from_config(snakemake.config["deep"]).evaluation_settings(
+    snakemake.params.settings, granted_gpus=snakemake.resources.gpu
 )
 result = evaluate_checkpoint(
     snakemake.input.model,

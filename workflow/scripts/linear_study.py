@@ -6,8 +6,8 @@ import torch
 
 from lambdabeta.devices import select_device
 from lambdabeta.io import atomic_path, log_to_file
-from lambdabeta.linear import StudyJob, load_instance, run_study, use_threads
-from lambdabeta.linear.study import adamw_device
+from lambdabeta.linear import LinearSettings, StudyJob, load_instance, run_study, use_threads
+from lambdabeta.settings import job_device
 
 log = log_to_file(snakemake.log[0])
 job = StudyJob.from_science(snakemake.params.science)
@@ -20,10 +20,10 @@ instance = load_instance(snakemake.input.instance)  # σ² is stored in the inst
 # AdamW entries are split over one process per thread (the same numbers as one process)
 device = torch.device("cpu")  # the fixed-point solver runs on the CPU
 if job.method == "adamw":
-    spec = snakemake.config["linear"]["adamw"]["device"]
+    spec = LinearSettings.from_config(snakemake.config["linear"]).adamw.device
     granted = int(snakemake.resources.gpu)
     device = select_device(
-        adamw_device(spec, granted),
+        job_device(spec, granted),
         jobs_per_gpu=snakemake.config["resources"]["jobs_per_gpu"],
         setting="linear.adamw.device",
     )

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .aggregate import DISPLAY_DECIMALS, MARKDOWN_HEADERS, _fixed, _markdown_table
+from .aggregate import BASELINE_LAMBDA, DISPLAY_DECIMALS, MARKDOWN_HEADERS, _fixed, _markdown_table
+from .grid import FINETUNE
 from .statistics import Interval, bootstrap_mean
 
-FINETUNE = "finetune"
-BASELINE_LAMBDA = 0.0
 EFFECT_METRICS = ("train_bce", "recon_nll", "mig", "sap", "im", "active_latents")
 """The metrics of the λ effect table: both reconstruction measures, then the disentanglement and
 information measures."""

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from . import metrics
@@ -38,7 +37,8 @@ from .devices import select_device
 from .grid import RUN_KEYS
 from .io import atomic_path, write_json
 from .loader import DeviceImages, PreparedDataset, load_prepared
-from .model import kl_per_latent, load_model
+from .loss import image_nll, kl_per_latent
+from .model import load_model
 from .settings import EvaluationSettings
 
 logger = logging.getLogger(__name__)
@@ -128,9 +128,7 @@ def _forward_pass(
             if with_kl:
                 kls.append(kl_per_latent(mu.double(), logvar.double()))
             if with_nll:
-                logits = model.decode(mu).float()
-                pixel_nll = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-                nlls.append(pixel_nll.flatten(start_dim=1).sum(dim=1).double())
+                nlls.append(image_nll(model.decode(mu), x).double())
     return _Pass(
         means=torch.cat(means).cpu().numpy(),
         kl=torch.cat(kls).cpu().numpy() if with_kl else None,

@@ -23,6 +23,7 @@ from typing import Any
 
 PHASES = ("stabilize", "finetune")
 """The two training phases, in protocol order."""
+STABILIZE, FINETUNE = PHASES
 
 RUN_KEYS = ("dataset", "phase", "beta", "lambda", "seed")
 """The keys that identify a run in every record and table (λ is 0 for a stabilized run)."""

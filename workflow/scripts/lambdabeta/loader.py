@@ -23,10 +23,9 @@ import numpy as np
 import torch
 
 from .io import read_json
+from .plan.datasets import PREPARED_FILES
 
-IMAGES_FILE = "images.npy"
-FACTORS_FILE = "factors.npy"
-META_FILE = "meta.json"
+IMAGES_FILE, FACTORS_FILE, META_FILE = (PREPARED_FILES[k] for k in ("images", "factors", "meta"))
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The deep λβ-VAE of the paper (Table 1) and its loss.
+"""The deep λβ-VAE of the paper (Table 1) and its model files.
 
 A Gaussian encoder and a Bernoulli decoder for 64 × 64 × C images, with latent size m::
 
@@ -8,23 +8,17 @@ A Gaussian encoder and a Bernoulli decoder for 64 × 64 × C images, with latent
              → ConvT(32→C)                                       4×4, stride 2, padding 1, ReLU
              between, Bernoulli logits out
 
-The objective per batch (the convention of the paper's code and of disentanglement_lib, so that β
-values carry over) is::
-
-    loss = BCE + β·KL + λ·L2
-
-where each term is summed over pixels (or latents) per image and averaged over the batch.
-``packed_lambda_beta_loss`` computes the same objective for K models at once (a training pack).
+Its objective is defined in ``lambdabeta.loss``; this module holds the architecture and its
+model files.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .io import atomic_path
@@ -104,84 +98,6 @@ class VAE(nn.Module):
         mu, logvar = self.encode(x)
         z = mu + torch.exp(0.5 * logvar) * noise
         return self.decode(z), mu, logvar
-
-
-class LossTerms(NamedTuple):
-    """Terms of the λβ-VAE objective for one batch (0-d tensors, except ``kl_per_latent``: m)."""
-
-    loss: torch.Tensor
-    bce: torch.Tensor
-    kl: torch.Tensor
-    l2: torch.Tensor
-    kl_per_latent: torch.Tensor
-
-
-def kl_per_latent(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(μ, σ²) ‖ N(0, 1)) of each latent of each image: ½(μ² + σ² − 1 − log σ²), shape B × m."""
-    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar)
-
-
-def lambda_beta_loss(
-    logits: torch.Tensor,
-    x: torch.Tensor,
-    mu: torch.Tensor,
-    logvar: torch.Tensor,
-    beta: float,
-    lam: float,
-) -> LossTerms:
-    """The λβ-VAE objective ``loss = bce + β·kl + λ·l2`` and its terms, averaged over the batch.
-
-    Per image, ``bce = Σ_pixels BCE-with-logits(logits, x)`` (the Bernoulli negative
-    log-likelihood), ``kl = Σ_latents ½(μ² + σ² − 1 − log σ²)`` and
-    ``l2 = Σ_pixels (sigmoid(logits) − x)²`` (the squared error of the decoder mean). Each is
-    averaged over the B images of the batch; ``kl_per_latent`` is the batch mean of each latent's
-    KL (length m). Terms are computed in float32 whatever the dtype of ``logits``.
-    """
-    batch = x.shape[0]
-    logits = logits.float()
-    bce = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / batch
-    kl_latents = kl_per_latent(mu.float(), logvar.float()).mean(dim=0)
-    kl = kl_latents.sum()
-    # At λ = 0 the L2 term is only reported: keeping it out of the autograd graph saves its
-    # backward pass.
-    l2_logits = logits if lam != 0 else logits.detach()
-    l2 = (torch.sigmoid(l2_logits) - x).square().sum() / batch
-    loss = bce + beta * kl
-    if lam != 0:
-        loss = loss + lam * l2
-    return LossTerms(loss=loss, bce=bce, kl=kl, l2=l2, kl_per_latent=kl_latents)
-
-
-def packed_lambda_beta_loss(
-    logits: torch.Tensor,
-    x: torch.Tensor,
-    mu: torch.Tensor,
-    logvar: torch.Tensor,
-    beta: torch.Tensor,
-    lam: torch.Tensor,
-    l2_in_graph: bool = True,
-) -> LossTerms:
-    """``lambda_beta_loss`` of K models at once: every input has a leading member dimension
-    (``logits`` and ``x`` K × B × C × H × W, ``mu`` and ``logvar`` K × B × m) and ``beta``,
-    ``lam`` are K-vectors.
-
-    Member k's terms are ``bce_k = Σ_{images, pixels} BCE-with-logits / B``,
-    ``kl_k = Σ_latents mean_images ½(μ² + σ² − 1 − log σ²)``,
-    ``l2_k = Σ_{images, pixels} (sigmoid(logits) − x)² / B`` and
-    ``loss_k = bce_k + β_k·kl_k + λ_k·l2_k`` (each a K-vector; ``kl_per_latent`` K × m): the
-    formulas of ``lambda_beta_loss``, summed in another order. ``l2_in_graph=False`` (allowed
-    only when every λ_k is 0) keeps L2 out of the autograd graph, as the solo loss does at λ = 0.
-    """
-    batch = x.shape[1]
-    logits = logits.float()
-    bce_pixels = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
-    bce = bce_pixels.flatten(1).sum(dim=1) / batch
-    kl_latents = kl_per_latent(mu.float(), logvar.float()).mean(dim=1)
-    kl = kl_latents.sum(dim=1)
-    l2_logits = logits if l2_in_graph else logits.detach()
-    l2 = (torch.sigmoid(l2_logits) - x).square().flatten(1).sum(dim=1) / batch
-    loss = bce + beta * kl + lam * l2
-    return LossTerms(loss=loss, bce=bce, kl=kl, l2=l2, kl_per_latent=kl_latents)
 
 
 def save_model(path: str | os.PathLike, model: VAE, metadata: dict[str, Any]) -> None:

@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 
 from .aggregate import sort_runs
+from .grid import FINETUNE
 
 RHO = 1e-3
 # Scores closer than this count as a tie; S lies in [0, 1 + ρ], so it is far below any real gap.
 TIE_TOLERANCE = 1e-12
-FINETUNE = "finetune"
 MIG_COLUMN = "mig"
 
 RECONSTRUCTION_COLUMNS = {"train_bce": "train_bce", "eval_nll": "recon_nll"}

@@ -209,55 +209,17 @@ class TrainSettings(_Settings):
     def for_run(
         cls, run: Run, science: Mapping[str, Any], logistics: Mapping[str, Any]
     ) -> TrainSettings:
-        """The settings of ``run`` from its science (``train_science``) and logistics
-        (``train_logistics``) parts."""
+        """The settings of ``run`` from its science (``DeepSettings.train_science``) and its
+        logistics."""
         return cls.from_dict({**science, **logistics, "run_name": run.name})
 
 
-# config deep.train keys, by kind (the phase's step count is chosen per run)
-_TRAIN_CONFIG_SCIENCE = (
-    "batch_size",
-    "lr",
-    "adam_betas",
-    "adam_eps",
-    "log_every",
-    "precision",
-    "tf32",
-)
-_TRAIN_CONFIG_LOGISTICS = ("checkpoint_every", "device", "compile", "channels_last", "cuda_graphs")
-
-
-def train_science(deep: Mapping[str, Any], run: Run) -> dict[str, Any]:
-    """The science part of ``run``'s training settings, from the validated ``deep`` config
-    section: what a resumed checkpoint must agree on. It is ``phase_science`` (a training
-    rule's ``params``) with the run's own β, λ and seed (``run_science``, which its path holds)."""
-    return phase_science(deep, run.phase) | run_science(run)
-
-
-def phase_science(deep: Mapping[str, Any], phase: str) -> dict[str, Any]:
-    """The science shared by every run of ``phase``, from the validated ``deep`` config
-    section: what a training rule puts in ``params``. A run's β, λ and seed are in its path, so
-    the params of one run's job and of a job training several runs at once are the same."""
-    train = deep["train"]
-    values = {key: train[key] for key in _TRAIN_CONFIG_SCIENCE}
-    values["adam_betas"] = list(values["adam_betas"])
-    return values | {
-        "steps": train[f"{phase}_steps"],
-        "phase": phase,
-        "latent_dim": deep["latent_dim"],
-    }
-
-
-def run_science(run: Run) -> dict[str, Any]:
-    """The science settings a run's identity fixes: its β, λ (0 when stabilizing) and seed."""
-    return {"beta": run.beta, "lam": 0.0 if run.lam is None else run.lam, "seed": run.seed}
-
-
-def train_logistics(deep: Mapping[str, Any], threads: int) -> dict[str, Any]:
-    """The logistics part of the training settings: config ``deep.train`` plus the job's
-    thread allocation (the scheduler's, whatever the config says)."""
-    train = deep["train"]
-    return {key: train[key] for key in _TRAIN_CONFIG_LOGISTICS} | {"threads": threads}
+# The training settings that do not come from config deep.train as they are: a run's own β, λ
+# and seed (its path), its phase and that phase's step count, the latents (deep.latent_dim), its
+# name and the job's threads (the scheduler's). The others are deep.train keys, by kind.
+_NOT_TRAIN_KEYS = ("beta", "lam", "seed", "phase", "steps", "latent_dim", "run_name", "threads")
+_TRAIN_CONFIG_SCIENCE = tuple(k for k in TrainSettings.SCIENCE if k not in _NOT_TRAIN_KEYS)
+_TRAIN_CONFIG_LOGISTICS = tuple(k for k in TrainSettings.LOGISTICS if k not in _NOT_TRAIN_KEYS)
 
 
 # ---- evaluation ----------------------------------------------------------------------------
@@ -325,14 +287,100 @@ class EvaluationSettings(_Settings):
         return self.num_test if self.nll_images is None else self.nll_images
 
 
-def evaluation_science(deep: Mapping[str, Any]) -> dict[str, Any]:
-    """The science part of the evaluation settings, from the validated ``deep`` config section."""
-    return {key: deep["evaluate"][key] for key in EvaluationSettings.SCIENCE}
+def run_science(run: Run) -> dict[str, Any]:
+    """The science settings a run's identity fixes: its β, λ (0 when stabilizing) and seed."""
+    return {"beta": run.beta, "lam": 0.0 if run.lam is None else run.lam, "seed": run.seed}
 
 
-def evaluation_logistics(deep: Mapping[str, Any]) -> dict[str, Any]:
-    """The logistics part: the evaluation batch size and the device training uses."""
-    return {"batch_size": deep["evaluate"]["batch_size"], "device": deep["train"]["device"]}
+# ---- the deep study ------------------------------------------------------------------------
+
+
+def job_device(spec: str, granted_gpus: int) -> str:
+    """The device specification a job hands to ``lambdabeta.devices.select_device``: the
+    configured ``spec`` when the scheduler granted the job a GPU (its ``gpu`` resource ≥ 1), else
+    ``cpu``. One policy for every job kind: ``resources.<job>.gpu`` asks for a GPU, the device
+    key says how a job uses the GPU it was granted, and a job granted none leaves the GPUs to
+    the jobs that hold one, whatever its device key says."""
+    check_device_spec(spec)
+    return spec if granted_gpus >= 1 else "cpu"
+
+
+@dataclass(frozen=True)
+class DeepSettings:
+    """Config ``deep`` as the schema validated it (its defaults filled in): the grid, and the
+    science and logistics of its training and evaluation jobs.
+
+    ``phase_science`` and ``evaluation_science`` are what the training and evaluation rules put
+    in ``params``; the entry scripts rebuild a job's settings from those and from the
+    logistics given here (``train_settings``, ``evaluation_settings``), so a job reads no
+    setting that does not rerun it.
+    """
+
+    section: Mapping[str, Any]
+
+    @classmethod
+    def from_config(cls, deep: Mapping[str, Any] | None) -> DeepSettings:
+        """From the validated ``deep`` section; a config without one trains nothing."""
+        return cls(deep if deep is not None else {"datasets": []})
+
+    @property
+    def datasets(self) -> list[str]:
+        return list(self.section["datasets"])
+
+    @property
+    def pack_size(self) -> int:
+        """Runs per training job (1 when there is nothing to train)."""
+        return int(self.section["train"]["pack_size"]) if self.datasets else 1
+
+    @property
+    def reconstruction_metric(self) -> str | None:
+        return self.section.get("reconstruction_metric")
+
+    def phase_science(self, phase: str) -> dict[str, Any]:
+        """The science shared by every run of ``phase``: what a training rule puts in
+        ``params``. A run's β, λ and seed are in its path, so the params of one run's job and of
+        a job training several runs at once are the same."""
+        train = self.section["train"]
+        values = {key: train[key] for key in _TRAIN_CONFIG_SCIENCE}
+        values["adam_betas"] = list(values["adam_betas"])
+        return values | {
+            "steps": train[f"{phase}_steps"],
+            "phase": phase,
+            "latent_dim": self.section["latent_dim"],
+        }
+
+    def train_science(self, run: Run) -> dict[str, Any]:
+        """The science of ``run``'s training, what its checkpoint and ``run.json`` must agree
+        on: ``phase_science`` with the run's own β, λ and seed (``run_science``)."""
+        return self.phase_science(run.phase) | run_science(run)
+
+    def train_settings(
+        self, run: Run, phase_science: Mapping[str, Any], threads: int, granted_gpus: int
+    ) -> TrainSettings:
+        """The settings of ``run`` in a job whose params hold ``phase_science``, on ``threads``
+        threads with ``granted_gpus`` GPUs (``job_device``)."""
+        train = self.section["train"]
+        logistics = {key: train[key] for key in _TRAIN_CONFIG_LOGISTICS}
+        logistics |= {
+            "threads": threads,
+            "device": job_device(train["device"], granted_gpus),
+        }
+        return TrainSettings.for_run(run, {**phase_science, **run_science(run)}, logistics)
+
+    def evaluation_science(self) -> dict[str, Any]:
+        """The science of the evaluation settings: what the evaluation rule puts in ``params``."""
+        return {key: self.section["evaluate"][key] for key in EvaluationSettings.SCIENCE}
+
+    def evaluation_settings(
+        self, science: Mapping[str, Any], granted_gpus: int
+    ) -> EvaluationSettings:
+        """The evaluation settings of a job whose params hold ``science``: the batch size from
+        the config and the device training uses (``job_device``)."""
+        logistics = {
+            "batch_size": self.section["evaluate"]["batch_size"],
+            "device": job_device(self.section["train"]["device"], granted_gpus),
+        }
+        return EvaluationSettings.from_dict({**science, **logistics})
 
 
 # ---- datasets ------------------------------------------------------------------------------

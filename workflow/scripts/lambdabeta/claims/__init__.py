@@ -1,8 +1,9 @@
 """The paper's claims, each judged from this run's own tables with seed-level uncertainty.
 
-Every claim is a small function that takes tables and returns claim rows (:data:`COLUMNS`): one
-row per (claim, scope), the scope being a linear instance and method (``n30_m6_s3 adamw``) or a
-dataset. The verdict rules live in :mod:`lambdabeta.statistics`:
+Every claim is a small function, registered with its id, source, statement and the tables it
+reads (``registry.claim``), that returns claim rows (``COLUMNS``): one row per (claim, scope),
+the scope being a linear instance and method (``n30_m6_s3 adamw``) or a dataset. The verdict
+rules live in :mod:`lambdabeta.statistics`:
 
 - Linear claims are statements about every restart (Theorem 3.2 holds for any start). The effect
   is the fraction of restarts that satisfy the claim, with its exact 95 % Clopper-Pearson
@@ -16,167 +17,46 @@ dataset. The verdict rules live in :mod:`lambdabeta.statistics`:
 - Fewer seeds (restarts) than ``min_seeds`` (``min_restarts``) make a claim ``inconclusive``
   whatever its interval; a grid without the settings a claim compares makes it ``not run``.
 
-Modules: ``registry`` (the claims, their settings, the rows), ``linear``, ``deep``, ``selection``
-and ``qualitative`` (the claim tests), ``report`` (Markdown and reStructuredText renderings);
-:func:`judge_claims` runs them all.
+Modules: ``tables`` (the tables claims read, standard library only), ``registry`` (the
+decorator, the settings, the rows), ``linear``, ``deep``, ``restoration``, ``selection`` and
+``qualitative`` (the claims), ``judge`` (``judge_claims``, ``read_tables``), ``report``
+(Markdown and reStructuredText). Names are loaded on first use, so that the workflow
+definition can import ``lambdabeta.claims.tables`` without pandas.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from typing import Any
 
-import pandas as pd
+_EXPORTS = {
+    "judge": ("CLAIMS", "judge_claims", "read_tables"),
+    "registry": ("COLUMNS", "ClaimSettings", "high_betas"),
+    "report": ("claims_markdown", "claims_rst", "verdict_counts", "verdict_groups",
+               "verdict_sentence"),
+    "linear": ("late_contraction_factor", "linear_collapse", "linear_contraction_rate",
+               "linear_lambda_prevents_collapse", "linear_no_collapse_at_beta_1",
+               "linear_trivial_solution"),
+    "deep": ("deep_collapse_strongest_on_mpi3d", "deep_disentanglement_peaks",
+             "deep_nll_rises_with_beta", "peak_contrast", "relative_deterioration"),
+    "restoration": ("deep_lambda_improves_reconstruction",
+                    "deep_lambda_preserves_disentanglement"),
+    "selection": ("selection_lambda_recovers_nll", "selection_optimum_moves_to_high_beta"),
+    "qualitative": ("mi_concentration", "qualitative_mi_concentrated"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
-from ..selection import MIG_COLUMN
-from .deep import (
-    deep_collapse_strongest_on_mpi3d,
-    deep_disentanglement_peaks,
-    deep_lambda_improves_reconstruction,
-    deep_lambda_preserves_disentanglement,
-    deep_nll_rises_with_beta,
-    peak_contrast,
-    relative_deterioration,
-)
-from .linear import (
-    LINEAR_INFORMATION,
-    TRIVIAL_DISTANCES,
-    late_contraction_factor,
-    linear_collapse,
-    linear_contraction_rate,
-    linear_lambda_prevents_collapse,
-    linear_no_collapse_at_beta_1,
-    linear_trivial_solution,
-)
-from .qualitative import mi_concentration, qualitative_mi_concentrated
-from .registry import CLAIMS, COLUMNS, ClaimSettings, high_betas, not_run, require_columns
-from .report import claims_markdown, claims_rst, verdict_counts, verdict_groups, verdict_sentence
-from .selection import selection_lambda_recovers_nll, selection_optimum_moves_to_high_beta
-
-__all__ = [
-    "CLAIMS",
-    "COLUMNS",
-    "DEEP_CLAIMS",
-    "LINEAR_CLAIMS",
-    "ClaimSettings",
-    "claims_markdown",
-    "claims_rst",
-    "deep_collapse_strongest_on_mpi3d",
-    "deep_disentanglement_peaks",
-    "deep_lambda_improves_reconstruction",
-    "deep_lambda_preserves_disentanglement",
-    "deep_nll_rises_with_beta",
-    "high_betas",
-    "judge_claims",
-    "late_contraction_factor",
-    "linear_collapse",
-    "linear_contraction_rate",
-    "linear_lambda_prevents_collapse",
-    "linear_no_collapse_at_beta_1",
-    "linear_trivial_solution",
-    "mi_concentration",
-    "peak_contrast",
-    "qualitative_mi_concentrated",
-    "relative_deterioration",
-    "selection_lambda_recovers_nll",
-    "selection_optimum_moves_to_high_beta",
-    "verdict_counts",
-    "verdict_groups",
-    "verdict_sentence",
-]
+__all__ = sorted(_MODULE_OF)
 
 
-def _not_run_all(claim_ids: Iterable[str], scope: str, reason: str) -> list[dict]:
-    return [not_run(claim_id, scope, "", reason) for claim_id in claim_ids]
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
 
 
-LINEAR_CLAIMS = [c for c in CLAIMS if c.startswith("linear.")]
-DEEP_CLAIMS = [c for c in CLAIMS if not c.startswith("linear.")]
-
-
-def judge_claims(
-    settings: ClaimSettings,
-    linear: pd.DataFrame | None = None,
-    traces: pd.DataFrame | None = None,
-    metrics: pd.DataFrame | None = None,
-    selection: pd.DataFrame | None = None,
-    concentration: pd.DataFrame | None = None,
-    mpi3d_dataset: str | None = None,
-    rho: float = 1e-3,
-    figure_seed: int | None = None,
-) -> pd.DataFrame:
-    """Every claim of :data:`CLAIMS` judged from the tables given, in that order.
-
-    ``linear``: linear_metrics (per restart, with ``mi_total``, ``a_norm``, ``b_norm``,
-    ``sigma_w_dist``, ``sigma_z_dist``); ``traces``: the contraction traces with ``n, m, s``;
-    ``metrics``: deep_metrics; ``selection``: selection.csv; ``concentration``: see
-    :func:`qualitative_mi_concentrated`. A missing study makes its claims ``not run``.
-    """
-    rows: list[dict] = []
-    if linear is None:
-        rows += _not_run_all(LINEAR_CLAIMS, "linear study", "the config has no linear study")
-    else:
-        require_columns(
-            linear,
-            [
-                "n",
-                "m",
-                "s",
-                "method",
-                "beta",
-                "lambda",
-                "restart",
-                *LINEAR_INFORMATION,
-                *TRIVIAL_DISTANCES,
-            ],
-            "linear metrics",
-        )
-        rows += linear_collapse(linear, settings)
-        rows += linear_no_collapse_at_beta_1(linear, settings)
-        rows += linear_trivial_solution(linear, settings)
-        if traces is None or traces.empty:
-            rows += _not_run_all(
-                ["linear.contraction_rate"], "linear study", "no contraction traces"
-            )
-        else:
-            require_columns(
-                traces,
-                ["n", "m", "s", "beta", "lambda", "restart", "iteration", "b_norm"],
-                "contraction traces",
-            )
-            rows += linear_contraction_rate(traces, settings)
-        rows += linear_lambda_prevents_collapse(linear, settings)
-    if metrics is None or metrics.empty:
-        rows += _not_run_all(DEEP_CLAIMS, "deep study", "the config trains no deep models")
-    else:
-        require_columns(
-            metrics,
-            [
-                "dataset",
-                "phase",
-                "beta",
-                "lambda",
-                "seed",
-                settings.nll,
-                MIG_COLUMN,
-                "sap",
-                "im",
-                "active_latents",
-            ],
-            "deep metrics",
-        )
-        rows += deep_nll_rises_with_beta(metrics, settings)
-        rows += deep_disentanglement_peaks(metrics, settings)
-        rows += deep_collapse_strongest_on_mpi3d(metrics, settings, mpi3d_dataset)
-        rows += deep_lambda_improves_reconstruction(metrics, settings)
-        rows += deep_lambda_preserves_disentanglement(metrics, settings)
-        if selection is None:
-            rows += _not_run_all(
-                ["selection.optimum_moves_to_high_beta"], "deep study", "no selection table"
-            )
-        else:
-            rows += selection_optimum_moves_to_high_beta(metrics, selection, settings, rho)
-        rows += selection_lambda_recovers_nll(metrics, settings)
-        rows += qualitative_mi_concentrated(concentration, settings, figure_seed)
-    table = pd.DataFrame(rows, columns=list(COLUMNS))
-    table["n"] = table["n"].astype(int)
-    return table
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..statistics import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Interval, clopper_pearson
-from .registry import ClaimSettings, claim_row, not_run
+from .registry import ClaimSettings, claim, not_run, row
 
 LINEAR_INFORMATION = ("sap", "im", "mi_total")
 TRIVIAL_DISTANCES = ("a_norm", "b_norm", "sigma_w_dist", "sigma_z_dist")
@@ -34,6 +34,12 @@ def _restart_fraction(passed: pd.Series, settings: ClaimSettings) -> tuple[Inter
     return interval, REPRODUCED if passed.all() else NOT_REPRODUCED
 
 
+@claim(
+    "linear.collapse",
+    "§3.3 Theorem 3.2, §5.1 Fig 2",
+    "For λ = 0 and every β > 1 every restart collapses: SAP, I_m and I(X; V) vanish.",
+    tables=("linear",),
+)
 def linear_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     tol = settings.collapse_tolerance
     test = (
@@ -44,7 +50,7 @@ def linear_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     for scope, block in linear_scopes(table):
         at = block[(block["lambda"] == 0) & (block["beta"] > 1)]
         if at.empty:
-            rows.append(not_run("linear.collapse", scope, test, "no β > 1 at λ = 0 in the grid"))
+            rows.append(not_run(scope, test, "no β > 1 at λ = 0 in the grid"))
             continue
         collapsed = (at[list(LINEAR_INFORMATION)].max(axis=1) < tol).groupby(at["restart"]).all()
         interval, verdict = _restart_fraction(collapsed, settings)
@@ -53,10 +59,16 @@ def linear_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
             f"β = {', '.join(f'{b:g}' for b in sorted(at['beta'].unique()))}: largest SAP "
             f"{largest['sap']:.2g}, I_m {largest['im']:.2g}, I(X; V) {largest['mi_total']:.2g}"
         )
-        rows.append(claim_row("linear.collapse", scope, test, verdict, interval, detail))
+        rows.append(row(scope, test, verdict, interval, detail))
     return rows
 
 
+@claim(
+    "linear.no_collapse_at_beta_1",
+    "§5.1 Fig 2",
+    "At β = 1, λ = 0 the restarts keep information about the factors.",
+    tables=("linear",),
+)
 def linear_no_collapse_at_beta_1(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     tol = settings.collapse_tolerance
     test = (
@@ -67,9 +79,7 @@ def linear_no_collapse_at_beta_1(table: pd.DataFrame, settings: ClaimSettings) -
     for scope, block in linear_scopes(table):
         at = block[(block["lambda"] == 0) & (block["beta"] == 1)]
         if at.empty:
-            rows.append(
-                not_run("linear.no_collapse_at_beta_1", scope, test, "no β = 1, λ = 0 in the grid")
-            )
+            rows.append(not_run(scope, test, "no β = 1, λ = 0 in the grid"))
             continue
         informative = (at[["im", "mi_total"]].min(axis=1) > tol).groupby(at["restart"]).all()
         interval, verdict = _restart_fraction(informative, settings)
@@ -77,12 +87,16 @@ def linear_no_collapse_at_beta_1(table: pd.DataFrame, settings: ClaimSettings) -
             f"smallest I_m {at['im'].min():.3g}, I(X; V) {at['mi_total'].min():.3g} nats; "
             f"mean SAP {at['sap'].mean():.3g}"
         )
-        rows.append(
-            claim_row("linear.no_collapse_at_beta_1", scope, test, verdict, interval, detail)
-        )
+        rows.append(row(scope, test, verdict, interval, detail))
     return rows
 
 
+@claim(
+    "linear.trivial_solution",
+    "§3.3 Theorem 3.2",
+    "The collapsed solutions are the trivial solution A = 0, B = 0, Σ_W = I, Σ_Z = Σ_Y.",
+    tables=("linear",),
+)
 def linear_trivial_solution(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     tol = settings.trivial_tolerance
     test = (
@@ -94,15 +108,12 @@ def linear_trivial_solution(table: pd.DataFrame, settings: ClaimSettings) -> lis
     for scope, block in linear_scopes(table):
         at = block[(block["lambda"] == 0) & (block["beta"] > 1)]
         if at.empty:
-            rows.append(
-                not_run("linear.trivial_solution", scope, test, "no β > 1 at λ = 0 in the grid")
-            )
+            rows.append(not_run(scope, test, "no β > 1 at λ = 0 in the grid"))
             continue
         collapsed = at[at[list(LINEAR_INFORMATION)].max(axis=1) < settings.collapse_tolerance]
         if collapsed.empty:
             rows.append(
-                claim_row(
-                    "linear.trivial_solution",
+                row(
                     scope,
                     test,
                     INCONCLUSIVE,
@@ -119,7 +130,7 @@ def linear_trivial_solution(table: pd.DataFrame, settings: ClaimSettings) -> lis
             f"‖B‖₂ {largest['b_norm']:.2g}, ‖Σ_W − I‖_F/√m {largest['sigma_w_dist']:.2g}, "
             f"‖Σ_Z − Σ_Y‖_F/‖Σ_Y‖_F {largest['sigma_z_dist']:.2g}"
         )
-        rows.append(claim_row("linear.trivial_solution", scope, test, verdict, interval, detail))
+        rows.append(row(scope, test, verdict, interval, detail))
     return rows
 
 
@@ -141,6 +152,12 @@ def late_contraction_factor(b_norms: np.ndarray, beta: float) -> float:
     return float(np.exp(slope) * beta)
 
 
+@claim(
+    "linear.contraction_rate",
+    "§3.3 Theorem 3.2, Appendix A",
+    "Under fixed-point iteration at λ = 0, ‖B_t‖₂ shrinks at least as fast as β⁻ᵗ.",
+    tables=("traces",),
+)
 def linear_contraction_rate(traces: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     tol = settings.contraction_rate_tolerance
     test = (
@@ -152,9 +169,7 @@ def linear_contraction_rate(traces: pd.DataFrame, settings: ClaimSettings) -> li
     for scope, block in linear_scopes(traces, method="fixed_point"):
         at = block[(block["lambda"] == 0) & (block["beta"] > 1)]
         if at.empty:
-            rows.append(
-                not_run("linear.contraction_rate", scope, test, "no β > 1 at λ = 0 in the traces")
-            )
+            rows.append(not_run(scope, test, "no β > 1 at λ = 0 in the traces"))
             continue
         factors = {
             (beta, restart): late_contraction_factor(trace.sort_values("iteration")["b_norm"], beta)
@@ -167,10 +182,16 @@ def linear_contraction_rate(traces: pd.DataFrame, settings: ClaimSettings) -> li
             verdict = INCONCLUSIVE  # a trace too short to measure a rate
         worst = factor.groupby(level=0).max()
         detail = "largest ρ̂·β: " + ", ".join(f"β={b:g}: {v:.4f}" for b, v in worst.items())
-        rows.append(claim_row("linear.contraction_rate", scope, test, verdict, interval, detail))
+        rows.append(row(scope, test, verdict, interval, detail))
     return rows
 
 
+@claim(
+    "linear.lambda_prevents_collapse",
+    "§4.2 Lemma 4.2, §5.1 Fig 3",
+    "Every λ > 0 keeps SAP and I_m above zero at the largest β, for every restart.",
+    tables=("linear",),
+)
 def linear_lambda_prevents_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     tol = settings.collapse_tolerance
     test = (
@@ -183,7 +204,7 @@ def linear_lambda_prevents_collapse(table: pd.DataFrame, settings: ClaimSettings
         at = block[(block["beta"] == largest) & (block["lambda"] > 0)]
         if largest <= 1 or at.empty:
             reason = "no λ > 0 in the grid" if largest > 1 else "no β > 1 in the grid"
-            rows.append(not_run("linear.lambda_prevents_collapse", scope, test, reason))
+            rows.append(not_run(scope, test, reason))
             continue
         kept = (at[["sap", "im"]].min(axis=1) > tol).groupby(at["restart"]).all()
         interval, verdict = _restart_fraction(kept, settings)
@@ -191,7 +212,5 @@ def linear_lambda_prevents_collapse(table: pd.DataFrame, settings: ClaimSettings
         detail = f"β={largest:g}, smallest SAP / I_m: " + ", ".join(
             f"λ={lam:g}: {row['sap']:.3g} / {row['im']:.3g}" for lam, row in smallest.iterrows()
         )
-        rows.append(
-            claim_row("linear.lambda_prevents_collapse", scope, test, verdict, interval, detail)
-        )
+        rows.append(row(scope, test, verdict, interval, detail))
     return rows

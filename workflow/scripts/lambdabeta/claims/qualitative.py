@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ..statistics import verdict_above
-from .registry import ClaimSettings, claim_row, not_run, setting_text
+from .registry import ClaimSettings, claim, not_run, row, setting_text
 
 
 def mi_concentration(matrix: np.ndarray) -> float:
@@ -29,8 +29,14 @@ def mi_concentration(matrix: np.ndarray) -> float:
 REFERENCE, CONCENTRATED = "reference", "concentrated"
 
 
+@claim(
+    "qualitative.mi_concentrated",
+    "Appendix B Fig 8",
+    "The latent × factor MI is more concentrated at (β = 8, λ = 32) than at (β = 1, λ = 0).",
+    tables=("concentration",),
+)
 def qualitative_mi_concentrated(
-    concentration: pd.DataFrame, settings: ClaimSettings, figure_seed: int | None = None
+    concentration: pd.DataFrame | None, settings: ClaimSettings
 ) -> list[dict]:
     """``concentration``: columns ``dataset, role, beta, lambda, seed, concentration`` with role
     ``reference`` (Fig 8's first setting, β = 1, λ = 0) or ``concentrated`` (its last,
@@ -43,7 +49,6 @@ def qualitative_mi_concentrated(
     if concentration is None or concentration.empty:
         return [
             not_run(
-                "qualitative.mi_concentrated",
                 "deep study",
                 test,
                 "figures.mi_heatmaps names fewer than two settings, or no deep models",
@@ -58,7 +63,6 @@ def qualitative_mi_concentrated(
         ):
             rows.append(
                 not_run(
-                    "qualitative.mi_concentrated",
                     dataset,
                     test,
                     "Fig 8's settings fall on the same grid point",
@@ -76,13 +80,12 @@ def qualitative_mi_concentrated(
             f"mean concentration {by_seed[REFERENCE].mean():.3g} → "
             f"{by_seed[CONCENTRATED].mean():.3g}"
         )
+        figure_seed = settings.figure_seed
         if figure_seed is not None and figure_seed in by_seed.index:
             shown = by_seed.loc[figure_seed]
             detail += (
                 f"; the figure's seed {figure_seed}: {shown[REFERENCE]:.3g} → "
                 f"{shown[CONCENTRATED]:.3g}"
             )
-        rows.append(
-            claim_row("qualitative.mi_concentrated", dataset, test, verdict, interval, detail)
-        )
+        rows.append(row(dataset, test, verdict, interval, detail))
     return rows

@@ -1,16 +1,32 @@
-"""The claims of the paper, the settings of their tests, and the rows of the claims table."""
+"""The claims registry: each claim's id, source, statement, judge and tables, defined together.
+
+A claim is a function decorated with ``@claim(...)`` in its area's module (``linear``, ``deep``,
+``restoration``, ``selection``, ``qualitative``, in ``MODULES`` order)::
+
+    @claim("deep.nll_rises_with_beta", "§5.2 Fig 4",
+           "For the β-VAE (λ = 0) the reconstruction NLL grows with β.", tables=("metrics",))
+    def deep_nll_rises_with_beta(metrics, settings):
+        return [row(dataset, test, verdict, interval, detail) for dataset in ...]
+
+The judge receives the tables it names (``lambdabeta.claims.tables``), in that order, and the
+``ClaimSettings``; it returns one ``row`` (or ``not_run``) per scope, and the registry adds the
+claim's id, source and statement. ``judge_claims`` (``lambdabeta.claims.judge``) runs every
+registered claim, and the claims rule reads every table a claim names.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
 
 from ..selection import PAPER_RECONSTRUCTION_METRIC, reconstruction_column
 from ..statistics import NOT_RUN, VERDICTS, Interval, bootstrap_mean, bootstrap_statistic
+from .tables import TABLES
 
 COLUMNS = (
     "claim_id",
@@ -26,96 +42,86 @@ COLUMNS = (
     "detail",
 )
 
+MODULES = ("linear", "deep", "restoration", "selection", "qualitative")
+"""The modules of ``lambdabeta.claims`` that define claims, in the order of the claims table."""
+
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of the paper: its id, where the paper makes it, and what it says."""
+    """A claim: its id, where the paper makes it, what it says, the tables its judge reads and
+    the judge itself (which returns rows without the claim's own fields)."""
 
     claim_id: str
     source: str
     statement: str
+    tables: tuple[str, ...]
+    judge: Callable[..., list[dict]] = field(repr=False, compare=False)
+
+    def rows(self, parts: Iterable[Mapping]) -> list[dict]:
+        """Full claims-table rows (``COLUMNS``) from the judge's parts."""
+        return [
+            {"claim_id": self.claim_id, "source": self.source, "statement": self.statement}
+            | dict(part)
+            for part in parts
+        ]
 
 
-CLAIMS = {
-    claim.claim_id: claim
-    for claim in (
-        Claim(
-            "linear.collapse",
-            "§3.3 Theorem 3.2, §5.1 Fig 2",
-            "For λ = 0 and every β > 1 every restart collapses: SAP, I_m and I(X; V) vanish.",
-        ),
-        Claim(
-            "linear.no_collapse_at_beta_1",
-            "§5.1 Fig 2",
-            "At β = 1, λ = 0 the restarts keep information about the factors.",
-        ),
-        Claim(
-            "linear.trivial_solution",
-            "§3.3 Theorem 3.2",
-            "The collapsed solutions are the trivial solution A = 0, B = 0, Σ_W = I, Σ_Z = Σ_Y.",
-        ),
-        Claim(
-            "linear.contraction_rate",
-            "§3.3 Theorem 3.2, Appendix A",
-            "Under fixed-point iteration at λ = 0, ‖B_t‖₂ shrinks at least as fast as β⁻ᵗ.",
-        ),
-        Claim(
-            "linear.lambda_prevents_collapse",
-            "§4.2 Lemma 4.2, §5.1 Fig 3",
-            "Every λ > 0 keeps SAP and I_m above zero at the largest β, for every restart.",
-        ),
-        Claim(
-            "deep.nll_rises_with_beta",
-            "§5.2 Fig 4",
-            "For the β-VAE (λ = 0) the reconstruction NLL grows with β.",
-        ),
-        Claim(
-            "deep.disentanglement_peaks",
-            "§1, §5.2 Fig 4",
-            "MIG and SAP peak at an intermediate β and deteriorate at large β.",
-        ),
-        Claim(
-            "deep.collapse_strongest_on_mpi3d",
-            "§5.2 Fig 4",
-            "The high-β deterioration of MIG and SAP is largest on MPI3D-real.",
-        ),
-        Claim(
-            "deep.lambda_improves_reconstruction",
-            "§5.2 Fig 5",
-            "At high β, every λ > 0 lowers the NLL against λ = 0 at the same β.",
-        ),
-        Claim(
-            "deep.lambda_preserves_disentanglement",
-            "§5.2 Fig 5",
-            "At high β, λ > 0 does not lower MIG and keeps more information (I_m, active "
-            "latents) than λ = 0 at the same β.",
-        ),
-        Claim(
-            "selection.optimum_moves_to_high_beta",
-            "§6 Fig 6",
-            "The Tchebycheff minimiser moves from low to high β as w₁ goes from 1 to 0.",
-        ),
-        Claim(
-            "selection.lambda_recovers_nll",
-            "§6",
-            "For every over-regularised β some λ > 0 recovers NLL without lowering MIG.",
-        ),
-        Claim(
-            "qualitative.mi_concentrated",
-            "Appendix B Fig 8",
-            "The latent × factor MI is more concentrated at (β = 8, λ = 32) than at "
-            "(β = 1, λ = 0).",
-        ),
+# claim id → (the claim, (module, name, first line) of its judge)
+_REGISTERED: dict[str, tuple[Claim, tuple[str, str, int]]] = {}
+
+
+def claim(
+    claim_id: str, source: str, statement: str, *, tables: Sequence[str]
+) -> Callable[[Callable[..., list[dict]]], Callable[..., list[dict]]]:
+    """Register the decorated judge as the claim ``claim_id``; the decorated function returns
+    full claims-table rows."""
+    unknown = [name for name in tables if name not in TABLES]
+    if unknown:
+        raise ValueError(f"claim {claim_id} reads unknown tables {unknown}; known: {list(TABLES)}")
+
+    def register(judge: Callable[..., list[dict]]) -> Callable[..., list[dict]]:
+        @functools.wraps(judge)
+        def judged(*args, **kwargs) -> list[dict]:
+            return entry.rows(judge(*args, **kwargs))
+
+        entry = Claim(claim_id, source, statement, tuple(tables), judged)
+        where = (judge.__module__, judge.__qualname__)
+        if claim_id in _REGISTERED and _REGISTERED[claim_id][1][:2] != where:
+            raise ValueError(
+                f"claim {claim_id} is defined twice: {where} and {_REGISTERED[claim_id][1][:2]}"
+            )
+        _REGISTERED[claim_id] = (entry, (*where, judge.__code__.co_firstlineno))
+        return judged
+
+    return register
+
+
+def registered_claims() -> list[Claim]:
+    """Every registered claim, by module (``MODULES``), then in the order its module defines
+    them: the order of the claims table, whatever order the modules were imported in."""
+
+    def module(where: tuple[str, str, int]) -> str:
+        return where[0].rsplit(".", 1)[-1]
+
+    unknown = sorted({module(where) for _, where in _REGISTERED.values()} - set(MODULES))
+    if unknown:
+        raise ValueError(f"claims defined in unknown modules {unknown}; known: {MODULES}")
+    ordered = sorted(
+        _REGISTERED.values(), key=lambda item: (MODULES.index(module(item[1])), item[1][2])
     )
-}
+    return [entry for entry, _ in ordered]
+
+
+# ---- settings ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class ClaimSettings:
-    """Thresholds and bootstrap settings of the claim tests (the ``claims`` config section).
-
-    ``reconstruction`` is the ``deep.reconstruction_metric`` whose column is the deep NLL.
-    """
+    """Thresholds and bootstrap settings of the claim tests (the ``claims`` config section), and
+    what the tests need to know of the rest of the config: ``reconstruction`` (the
+    ``deep.reconstruction_metric`` whose column is the deep NLL), ``rho`` (``selection.rho``),
+    ``mpi3d_dataset`` (the trained dataset read from MPI3D-real's file, if any) and
+    ``figure_seed`` (``figures.seed``)."""
 
     collapse_tolerance: float = 0.01
     trivial_tolerance: float = 0.1
@@ -127,15 +133,22 @@ class ClaimSettings:
     bootstrap_resamples: int = 10000
     bootstrap_seed: int = 0
     reconstruction: str = PAPER_RECONSTRUCTION_METRIC
+    rho: float = 1e-3
+    mpi3d_dataset: str | None = None
+    figure_seed: int | None = None
+
+    CONTEXT = ("reconstruction", "rho", "mpi3d_dataset", "figure_seed")
+    """The fields that do not come from the ``claims`` config section."""
 
     @classmethod
-    def from_config(cls, claims: Mapping, reconstruction: str) -> ClaimSettings:
-        """From the validated ``claims`` section and ``deep.reconstruction_metric``."""
-        known = {f.name for f in fields(cls)} - {"reconstruction"}
+    def from_config(cls, claims: Mapping, reconstruction: str, **context) -> ClaimSettings:
+        """From the validated ``claims`` section, ``deep.reconstruction_metric`` and the other
+        ``CONTEXT`` values."""
+        known = {f.name for f in fields(cls)} - set(cls.CONTEXT)
         unknown = sorted(set(claims) - known)
         if unknown:
             raise ValueError(f"unknown keys in the claims settings: {unknown}")
-        return cls(**dict(claims), reconstruction=reconstruction)
+        return cls(**dict(claims), reconstruction=reconstruction, **context)
 
     @property
     def nll(self) -> str:
@@ -152,23 +165,18 @@ class ClaimSettings:
 # ---- rows ------------------------------------------------------------------------------------
 
 
-def claim_row(
-    claim_id: str,
+def row(
     scope: str,
     test: str,
     verdict: str,
     interval: Interval | None = None,
     detail: str = "",
 ) -> dict:
-    """One row of the claims table (:data:`COLUMNS`); no interval leaves effect and CI empty."""
+    """A judge's row for one scope; no interval leaves effect and CI empty."""
     if verdict not in VERDICTS:
         raise ValueError(f"unknown verdict {verdict!r}")
-    claim = CLAIMS[claim_id]
     interval = interval or Interval(math.nan, math.nan, math.nan, 0)
     return {
-        "claim_id": claim_id,
-        "source": claim.source,
-        "statement": claim.statement,
         "scope": scope,
         "test": test,
         "effect": interval.estimate,
@@ -180,8 +188,9 @@ def claim_row(
     }
 
 
-def not_run(claim_id: str, scope: str, test: str, reason: str) -> dict:
-    return claim_row(claim_id, scope, test, NOT_RUN, detail=reason)
+def not_run(scope: str, test: str, reason: str) -> dict:
+    """A judge's row for a scope whose grid lacks what the claim compares."""
+    return row(scope, test, NOT_RUN, detail=reason)
 
 
 def interval_text(interval: Interval) -> str:

@@ -9,6 +9,7 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from ..grid import FINETUNE
 from ..selection import MIG_COLUMN, augmented_tchebycheff, first_minimum, minmax_normalize
 from ..statistics import (
     Interval,
@@ -19,8 +20,8 @@ from ..statistics import (
     verdict_below,
     weakest,
 )
-from .deep import FINETUNE, high_beta_text, lambda_grid, paired_change
-from .registry import ClaimSettings, claim_row, interval_text, not_run
+from .registry import ClaimSettings, claim, interval_text, not_run, row
+from .restoration import high_beta_text, lambda_grid, paired_change
 
 
 def selected_betas(
@@ -44,10 +45,16 @@ def _selection_octaves(values: np.ndarray, betas: np.ndarray, rho: float) -> np.
     return np.log2(selected[..., 0]) - np.log2(selected[..., 1])
 
 
+@claim(
+    "selection.optimum_moves_to_high_beta",
+    "§6 Fig 6",
+    "The Tchebycheff minimiser moves from low to high β as w₁ goes from 1 to 0.",
+    tables=("metrics", "selection"),
+)
 def selection_optimum_moves_to_high_beta(
-    metrics: pd.DataFrame, selection: pd.DataFrame, settings: ClaimSettings, rho: float
+    metrics: pd.DataFrame, selection: pd.DataFrame, settings: ClaimSettings
 ) -> list[dict]:
-    nll = settings.nll
+    nll, rho = settings.nll, settings.rho
     test = (
         "log2 β of the Tchebycheff minimiser at w₁ = 0 minus at w₁ = 1 (selection.csv), 95 % "
         f"bootstrap interval from repeating the selection (f1 = {nll}) on resampled seeds; "
@@ -59,7 +66,6 @@ def selection_optimum_moves_to_high_beta(
         if not {0.0, 1.0} <= set(chosen.index):
             rows.append(
                 not_run(
-                    "selection.optimum_moves_to_high_beta",
                     dataset,
                     test,
                     "selection.weights lacks w₁ = 0 or w₁ = 1",
@@ -81,8 +87,7 @@ def selection_optimum_moves_to_high_beta(
         verdict = verdict_above(interval, 0.0, settings.min_seeds)
         sweep = ", ".join(f"{w:g}: β={b:g}" for w, b in chosen.sort_index(ascending=False).items())
         rows.append(
-            claim_row(
-                "selection.optimum_moves_to_high_beta",
+            row(
                 dataset,
                 test,
                 verdict,
@@ -93,6 +98,12 @@ def selection_optimum_moves_to_high_beta(
     return rows
 
 
+@claim(
+    "selection.lambda_recovers_nll",
+    "§6",
+    "For every over-regularised β some λ > 0 recovers NLL without lowering MIG.",
+    tables=("metrics",),
+)
 def selection_lambda_recovers_nll(metrics: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     nll = settings.nll
     test = (
@@ -105,7 +116,7 @@ def selection_lambda_recovers_nll(metrics: pd.DataFrame, settings: ClaimSettings
     for dataset in sorted(metrics["dataset"].unique()):
         betas, lambdas, reason = lambda_grid(metrics, dataset, settings)
         if reason:
-            rows.append(not_run("selection.lambda_recovers_nll", dataset, test, reason))
+            rows.append(not_run(dataset, test, reason))
             continue
         beta_verdicts, beta_parts, texts = [], [], []
         for beta in betas:
@@ -130,8 +141,7 @@ def selection_lambda_recovers_nll(metrics: pd.DataFrame, settings: ClaimSettings
             )
         decisive = weakest(beta_verdicts)
         rows.append(
-            claim_row(
-                "selection.lambda_recovers_nll",
+            row(
                 dataset,
                 test,
                 verdict_all(beta_verdicts),

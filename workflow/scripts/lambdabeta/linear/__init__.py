@@ -61,7 +61,6 @@ _EXPORTS = {
         "GRADIENT_BLOCK",
         "AdamWResult",
         "adamw_update_",
-        "adamw_step_seconds",
         "blockwise_loss_and_gradients",
         "run_adamw",
     ),
@@ -77,6 +76,7 @@ _EXPORTS = {
     ),
     "study": (
         "GridEntries",
+        "adamw_step_seconds",
         "contraction_traces",
         "grid_entries",
         "metrics_table",

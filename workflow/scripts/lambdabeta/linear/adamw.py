@@ -7,22 +7,20 @@ is PyTorch's fused AdamW kernel.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 from torch.optim.adamw import adamw as adamw_functional
 
-from .instance import DTYPE, Instance, Operators, make_instance
+from .instance import DTYPE, Instance, Operators
+from .jobs import GradClip
 from .objective import Params, frob2
-from .parameterization import LogCholesky, Parameterization, ProjectedCholesky
+from .parameterization import LogCholesky, Parameterization
+from .settings import REPORTS
 
 # On the CPU a step takes this many entries at a time through gradients, clipping, update and
 # projection, so that their n × n matrices and temporaries stay in the cache between passes.
 GRADIENT_BLOCK = 16
-
-GradClip = float | tuple[float, float] | None
-REPORTS = ("best", "last")
 
 
 @dataclass
@@ -283,40 +281,3 @@ def blockwise_loss_and_gradients(
         for full, part in zip(grads, block_grads, strict=True):
             full[block] = part
     return losses, grads
-
-
-def adamw_step_seconds(
-    n: int,
-    restarts: int,
-    steps: int = 5,
-    parameterization: Parameterization = ProjectedCholesky(),  # noqa: B008 (immutable)
-    m: int = 10,
-    s: int = 5,
-) -> float:
-    """Seconds per AdamW step of ``restarts`` entries at dimension n (on the CPU, with the
-    threads torch is set to use), after one warm-up step.
-
-    The problem is a random instance (σ² = 0.05, factor variances in [0.1, 1]) and the entries
-    the authors' starts over a β × λ grid, as in the paper's study; the settings are the
-    paper's for n = 100 (lr 1e-3, weight decay 0.01, clipping (2, 3), best iterate reported).
-    """
-    from .study import grid_entries  # study runs AdamW itself: imported here, not at the top
-
-    instance = make_instance(n, m, s, 0.05, (0.1, 1.0), seed=0)
-    grid = grid_entries(
-        instance,
-        m,
-        [1.0, 4.0],
-        [0.0, 2.0],
-        restarts=-(-restarts // 4),
-        seed=1,
-        init="authors",
-        method="adamw",
-    )
-    init = grid.init.select(slice(0, restarts))
-    beta, lam = grid.beta[:restarts], grid.lam[:restarts]
-    settings = {"lr": 1e-3, "weight_decay": 0.01, "grad_clip": (2.0, 3.0), "report": "best"}
-    run_adamw(instance, init, beta, lam, steps=1, parameterization=parameterization, **settings)
-    start = time.perf_counter()
-    run_adamw(instance, init, beta, lam, steps=steps, parameterization=parameterization, **settings)
-    return (time.perf_counter() - start) / steps

@@ -70,15 +70,32 @@ def objective_terms(instance: Instance, params: Params) -> dict[str, torch.Tenso
     r = sym(r)
     sigma_x = sym(b @ ops.sigma_y_times(b.mT) + sigma_w)
     trace_term = torch.diagonal(torch.linalg.solve(sigma_z, r), dim1=-2, dim2=-1).sum(-1)
-    nll = 0.5 * (n * math.log(2 * math.pi) + logdet_spd(sigma_z) + trace_term)
-    kl = 0.5 * (torch.diagonal(sigma_x, dim1=-2, dim2=-1).sum(-1) - m - logdet_spd(sigma_w))
+    nll = gaussian_nll(n, logdet_spd(sigma_z), trace_term)
+    kl = latent_kl(torch.diagonal(sigma_x, dim1=-2, dim2=-1).sum(-1), m, logdet_spd(sigma_w))
     l2 = torch.diagonal(r, dim1=-2, dim2=-1).sum(-1)
     return {"nll": nll, "kl": kl, "l2": l2, "sigma_x": sigma_x}
 
 
-def loss(terms: dict[str, torch.Tensor], beta: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+def gaussian_nll(n: int, log_det_z: torch.Tensor, trace_precision_r: torch.Tensor) -> torch.Tensor:
+    """NLL = ½[n log 2π + log|Σ_Z| + tr(Σ_Z⁻¹R)], from its log-determinant and trace."""
+    return 0.5 * (n * math.log(2 * math.pi) + log_det_z + trace_precision_r)
+
+
+def latent_kl(trace_sigma_x: torch.Tensor, m: int, log_det_w: torch.Tensor) -> torch.Tensor:
+    """KL = ½[tr Σ_X − m − log|Σ_W|], from the trace of Σ_X and the log-determinant of Σ_W."""
+    return 0.5 * (trace_sigma_x - m - log_det_w)
+
+
+def total_loss(
+    nll: torch.Tensor, kl: torch.Tensor, l2: torch.Tensor, beta: torch.Tensor, lam: torch.Tensor
+) -> torch.Tensor:
     """loss = NLL + β·KL + λ·L2."""
-    return terms["nll"] + beta * terms["kl"] + lam * terms["l2"]
+    return nll + beta * kl + lam * l2
+
+
+def loss(terms: dict[str, torch.Tensor], beta: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """loss = NLL + β·KL + λ·L2 of ``objective_terms``."""
+    return total_loss(terms["nll"], terms["kl"], terms["l2"], beta, lam)
 
 
 def decoder_optimum(

@@ -16,14 +16,39 @@ Both share one closed form of the loss and of its gradients with respect to A, B
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from . import lapack
 from .instance import DTYPE, Operators
-from .objective import frob2
+from .objective import frob2, gaussian_nll, latent_kl, total_loss
+
+
+def _loss(
+    ops: Operators,
+    a: torch.Tensor,
+    t: torch.Tensor,
+    sigma_x: torch.Tensor,
+    a_sigma_x: torch.Tensor,
+    trace_fr: torch.Tensor,
+    log_det_z: torch.Tensor,
+    log_det_w: torch.Tensor,
+    beta: torch.Tensor,
+    lam: torch.Tensor,
+) -> torch.Tensor:
+    """The loss of ``objective`` from the products the gradients need anyway: with T = Σ_YBᵀ,
+    L2 = tr R = σ²n + ‖G‖²_F − 2⟨A, T⟩ + ⟨AΣ_X, A⟩, and tr(Σ_Z⁻¹R) given."""
+    n, m = a.shape[-2], a.shape[-1]
+    trace_r = (
+        ops.noise_var * n
+        + frob2(ops.g)
+        - 2.0 * (a * t).sum((-2, -1))
+        + (a_sigma_x * a).sum((-2, -1))
+    )
+    nll = gaussian_nll(n, log_det_z, trace_fr)
+    kl = latent_kl(torch.diagonal(sigma_x, 0, -2, -1).sum(-1), m, log_det_w)
+    return total_loss(nll, kl, trace_r, beta.reshape(-1), lam.reshape(-1))
 
 
 @dataclass
@@ -61,7 +86,7 @@ def _loss_and_covariance_gradients(
     Σ_Y = GGᵀ + σ²I (G = ΓΣ_V^½) and R = σ²I + (terms of rank ≤ s + 2m) keep everything but
     the n × n products at O(n²(m + s)) per entry.
     """
-    n, m = a.shape[-2], a.shape[-1]
+    m = a.shape[-1]
     beta = beta.reshape(-1, 1, 1)
     lam = lam.reshape(-1, 1, 1)
     eye_m = torch.eye(m, dtype=DTYPE, device=a.device)
@@ -79,15 +104,7 @@ def _loss_and_covariance_gradients(
         - 2.0 * (k_a * k_t).sum((-2, -1))
         + (k_a_sigma_x * k_a).sum((-2, -1))
     )
-    trace_r = (
-        ops.noise_var * n
-        + frob2(ops.g)
-        - 2.0 * (a * t).sum((-2, -1))
-        + (a_sigma_x * a).sum((-2, -1))
-    )
-    nll = 0.5 * (n * math.log(2 * math.pi) + log_det_z + trace_fr)
-    kl = 0.5 * (torch.diagonal(sigma_x, 0, -2, -1).sum(-1) - m - log_det_w)
-    loss_value = nll + beta.reshape(-1) * kl + lam.reshape(-1) * trace_r
+    loss_value = _loss(ops, a, t, sigma_x, a_sigma_x, trace_fr, log_det_z, log_det_w, beta, lam)
 
     # P(AΣ_X − T) = C_Z⁻ᵀ(K_aΣ_X − K_t) + 2λ(AΣ_X − T); PA likewise
     f_residual, f_a = torch.split(
@@ -148,7 +165,7 @@ def _loss_and_gradients_from_precision(
     n × n products left to the caller are F² and (F − FRF)L.
     The ``identity_minus_m`` field of the result is left as None: M is never formed.
     """
-    n, m = a.shape[-2], a.shape[-1]
+    m = a.shape[-1]
     beta = beta.reshape(-1, 1, 1)
     lam = lam.reshape(-1, 1, 1)
     eye_m = torch.eye(m, dtype=DTYPE, device=a.device)
@@ -166,15 +183,7 @@ def _loss_and_gradients_from_precision(
         - 2.0 * (t * f_a).sum((-2, -1))
         + (a_sigma_x * f_a).sum((-2, -1))
     )
-    trace_r = (
-        ops.noise_var * n
-        + frob2(ops.g)
-        - 2.0 * (a * t).sum((-2, -1))
-        + (a_sigma_x * a).sum((-2, -1))
-    )
-    nll = 0.5 * (n * math.log(2 * math.pi) + log_det_z + trace_fr)
-    kl = 0.5 * (torch.diagonal(sigma_x, 0, -2, -1).sum(-1) - m - log_det_w)
-    loss_value = nll + beta.reshape(-1) * kl + lam.reshape(-1) * trace_r
+    loss_value = _loss(ops, a, t, sigma_x, a_sigma_x, trace_fr, log_det_z, log_det_w, beta, lam)
 
     grad_a = low_rank_left[..., :m] + 2.0 * lam * (a_sigma_x - t)
     p_a = f_a + 2.0 * lam * a  # PA, P = F + 2λI

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from .adamw import GradClip
 from .instance import DTYPE, Instance
+from .jobs import GradClip
 from .objective import Params, decoder_optimum, encoder_optimum, loss, objective_terms
 from .parameterization import LogCholesky, Parameterization
 

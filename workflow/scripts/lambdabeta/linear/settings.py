@@ -82,9 +82,9 @@ class AdamWSettings:
     thresholds for n = 100 (50,000 steps; (A, B) clipped at 2, the covariance factors at 3) for
     every n; config/config.yaml gives their values per n (n = 50: 30,000 steps, clips 1 and 2).
 
-    ``device`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``) is where the steps run: logistics, so
-    ``for_n`` leaves it out of the job (``lambdabeta.linear.study.adamw_device`` resolves it
-    when the job runs).
+    ``device`` (``auto``, ``cpu``, ``cuda`` or ``cuda:N``) is how a job that was granted a GPU
+    (``resources.linear_adamw.gpu``) uses it: logistics, so ``for_n`` leaves it out of the job
+    (``lambdabeta.settings.job_device`` resolves it when the job runs).
     """
 
     steps: int | Mapping[int, int] = 50_000
@@ -126,14 +126,6 @@ class AdamWSettings:
                 else as_grad_clip(clip)
             )
         return cls(**values)
-
-    def requests_gpu(self, visible_gpus: int) -> bool:
-        """Whether an AdamW job asks the scheduler for a GPU: always for ``cuda``/``cuda:N``,
-        for ``auto`` when the planning process sees a GPU (``visible_gpus`` > 0), never for
-        ``cpu``."""
-        if self.device == "auto":
-            return visible_gpus > 0
-        return self.device != "cpu"
 
     def for_n(self, n: int) -> AdamWRun:
         """The settings at problem size n; a per-n setting without an entry for n is an error

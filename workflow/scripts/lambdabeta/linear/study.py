@@ -1,8 +1,8 @@
-"""A whole (β, λ) grid of one method as one batched computation, and its per-restart table;
-the device an AdamW study job runs on."""
+"""A whole (β, λ) grid of one method as one batched computation, and its per-restart table."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,10 +20,10 @@ from .coupling import (
     total_mutual_information,
 )
 from .fixed_point import run_fixed_point
-from .instance import DTYPE, Instance, starts_seed
+from .instance import DTYPE, Instance, make_instance, starts_seed
 from .jobs import AdamWRun, ContractionJob, FixedPointSettings, StudyJob
 from .objective import Params, loss, objective_terms, stationarity_residual
-from .parameterization import parameterization_named
+from .parameterization import Parameterization, ProjectedCholesky, parameterization_named
 from .shards import run_adamw_in_processes
 from .starts import initial_params
 
@@ -152,14 +152,6 @@ def run_grid(
     return table
 
 
-def adamw_device(spec: str, granted_gpus: int) -> str:
-    """The device specification an AdamW study job hands to ``lambdabeta.devices.select_device``:
-    ``spec`` (``linear.adamw.device``) when the scheduler granted the job a GPU (``gpu``
-    resource ≥ 1), else ``cpu``: a job without a GPU slot leaves the GPUs to the jobs that hold
-    one, even where ``spec`` names one."""
-    return spec if granted_gpus >= 1 else "cpu"
-
-
 def run_study(
     instance: Instance, job: StudyJob, device: str | torch.device = "cpu", workers: int = 1
 ) -> pd.DataFrame:
@@ -215,7 +207,7 @@ def contraction_traces(
 
 
 def run_contraction(instance: Instance, job: ContractionJob) -> pd.DataFrame:
-    """The traces of one contraction job, from the fixed point's starts, with n."""
+    """The traces of one contraction job, from the fixed point's starts, with its dims."""
     dims = job.dims
     traces = contraction_traces(
         instance,
@@ -227,5 +219,41 @@ def run_contraction(instance: Instance, job: ContractionJob) -> pd.DataFrame:
         seed=starts_seed(job.seed, dims.n, dims.m, dims.s),
         init=job.init,
     )
-    traces.insert(0, "n", dims.n)
+    for column in ("s", "m", "n"):
+        traces.insert(0, column, getattr(dims, column))
     return traces
+
+
+def adamw_step_seconds(
+    n: int,
+    restarts: int,
+    steps: int = 5,
+    parameterization: Parameterization = ProjectedCholesky(),  # noqa: B008 (immutable)
+    m: int = 10,
+    s: int = 5,
+) -> float:
+    """Seconds per AdamW step of ``restarts`` entries at dimension n (on the CPU, with the
+    threads torch is set to use), after one warm-up step.
+
+    The problem is a random instance (σ² = 0.05, factor variances in [0.1, 1]) and the entries
+    the authors' starts over a β × λ grid, as in the paper's study; the settings are the
+    paper's for n = 100 (lr 1e-3, weight decay 0.01, clipping (2, 3), best iterate reported).
+    """
+    instance = make_instance(n, m, s, 0.05, (0.1, 1.0), seed=0)
+    grid = grid_entries(
+        instance,
+        m,
+        [1.0, 4.0],
+        [0.0, 2.0],
+        restarts=-(-restarts // 4),
+        seed=1,
+        init="authors",
+        method="adamw",
+    )
+    init = grid.init.select(slice(0, restarts))
+    beta, lam = grid.beta[:restarts], grid.lam[:restarts]
+    settings = {"lr": 1e-3, "weight_decay": 0.01, "grad_clip": (2.0, 3.0), "report": "best"}
+    run_adamw(instance, init, beta, lam, steps=1, parameterization=parameterization, **settings)
+    start = time.perf_counter()
+    run_adamw(instance, init, beta, lam, steps=steps, parameterization=parameterization, **settings)
+    return (time.perf_counter() - start) / steps

@@ -1,25 +1,22 @@
-"""K models of one architecture trained as one: their weights, one Adam, one loss.
+"""How a pack of K models of one architecture holds its weights and its one Adam's state.
 
-The pack loss is the **sum** of the members' losses, so member k's weights receive exactly the
-gradient of member k's own loss; and Adam, which is elementwise, run once over all the members'
-weights, is the same arithmetic as K independent Adams (same lr, betas and eps; no reduction
-across members, no gradient clipping).
+A pack trains K runs as one model whose loss is the **sum** of theirs (``lambdabeta.training.
+gradients``), so member k's weights receive exactly the gradient of member k's own loss; and
+Adam, which is elementwise, run once over all the members' weights, is the same arithmetic as K
+independent Adams (same lr, betas and eps; no reduction across members, no gradient clipping).
 
-Two ways to hold the weights and run the K forward passes (``PACK_MODES``):
+Two layouts (``PACK_MODES``):
 
-* ``loop`` (``MemberWeights``): each member keeps its own tensors, laid out as its solo run's;
-  the members' forward and backward passes run one after another through the architecture's
-  modules (``torch.func.functional_call``), each loss is ``lambda_beta_loss``, and one fused
-  Adam steps all K·P tensors. Every member's arithmetic is then its solo run's, bit for bit on
-  CPU, and a pack of one *is* the solo run. The way for CPUs, where grouped convolutions are
-  slower than the members' own one after another (a pack saves little there).
+* ``loop`` (``MemberWeights``): each member keeps its own tensors, laid out as its solo run's,
+  and one fused Adam steps all K·P tensors. Every member's arithmetic is then its solo run's,
+  bit for bit on CPU, and a pack of one *is* the solo run. The way for CPUs, where grouped
+  convolutions are slower than the members' own one after another (a pack saves little there).
 * ``vmap`` (``StackedWeights``): each weight of the K members is one leaf tensor ``K × …``
-  whose slice k is member k's weight, laid out as its solo tensor; ``torch.func.vmap`` runs
-  each convolution as one grouped convolution (groups × K) and each linear layer as one
-  batched matmul, and the fused Adam steps P stacked tensors: a step launches as many kernels
-  for K members as for one, the way to keep a GPU busy with a small model. Sums run in another
-  order (and the CPU's fused Adam vectorises a stacked tensor differently from K small ones),
-  so members agree with their solo runs to float32 rounding, not bit for bit.
+  whose slice k is member k's weight, laid out as its solo tensor, and the fused Adam steps P
+  stacked tensors: a step launches as many kernels for K members as for one, the way to keep a
+  GPU busy with a small model. Sums run in another order (and the CPU's fused Adam vectorises a
+  stacked tensor differently from K small ones), so members agree with their solo runs to
+  float32 rounding, not bit for bit.
 
 Both exchange each member's state in the solo run's format: its weights by name and its Adam's
 ``state_dict`` (``member_weights``, ``member_adam_state``; built from members with
@@ -28,24 +25,14 @@ Both exchange each member's state in the solo run's format: its weights by name 
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
-from torch.func import functional_call, vmap
-
-from .loader import DeviceImages
-from .model import VAE, LossTerms, lambda_beta_loss, packed_lambda_beta_loss
 
 PACK_MODES = ("loop", "vmap")
 """How a pack holds its weights and runs its forward passes (see the module docstring)."""
-
-PackGradients = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-"""``(indices K × B, noise K × B × m) → K × (4 + m) loss terms``, accumulating the gradients of
-the pack loss into the weights (``make_pack_gradients``)."""
 
 
 def default_mode(device: torch.device) -> str:
@@ -239,102 +226,3 @@ def pack_weights(members: Sequence[Mapping[str, torch.Tensor]], mode: str) -> Pa
     if effective_mode(mode, len(members)) == "loop":
         return MemberWeights(members)
     return StackedWeights(members)
-
-
-# ---- the pack's forward pass and loss ------------------------------------------------------
-
-
-def _loss_vector(terms: LossTerms) -> torch.Tensor:
-    """One run's terms as one vector (loss, bce, kl, l2, kl_z0 … kl_z{m-1}), detached."""
-    head = torch.stack((terms.loss, terms.bce, terms.kl, terms.l2))
-    return torch.cat((head, terms.kl_per_latent)).detach()
-
-
-def _loss_matrix(terms: LossTerms) -> torch.Tensor:
-    """K runs' terms as a K × (4 + m) matrix, rows as ``_loss_vector`` writes them, detached."""
-    head = torch.stack((terms.loss, terms.bce, terms.kl, terms.l2), dim=1)
-    return torch.cat((head, terms.kl_per_latent), dim=1).detach()
-
-
-def make_pack_gradients(
-    weights: PackWeights,
-    data: DeviceImages,
-    betas: Sequence[float],
-    lams: Sequence[float],
-    latent_dim: int,
-    forward_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-    wrap: Callable[[Callable], Callable] = lambda function: function,
-) -> PackGradients:
-    """The pack's forward-and-backward function ``(indices, noise) → K × (4 + m) loss terms``.
-
-    ``weights`` are K VAEs with ``data.num_channels`` channels and ``latent_dim`` latents.
-    ``indices`` (K × B) picks each member's images from ``data``; ``noise`` (K × B × m) is each
-    member's reparameterisation noise. The function adds the gradient of the pack loss
-    ``Σ_k loss_k``, ``loss_k = bce_k + β_k·kl_k + λ_k·l2_k``, to the weights' ``.grad`` and
-    returns the members' terms (detached). The forward passes (not the losses) run inside
-    ``forward_context()`` (e.g. an autocast); ``wrap`` (e.g. ``torch.compile``) is applied to
-    the forward-and-loss functions, never to a backward pass.
-    """
-    if not len(betas) == len(lams) == len(weights):
-        raise ValueError(f"{len(weights)} members, {len(betas)} β and {len(lams)} λ values")
-    with torch.device("meta"):  # the modules only: their own weights are never used
-        architecture = VAE(data.num_channels, latent_dim)
-    arguments = (architecture, data, list(betas), list(lams), forward_context, wrap)
-    if isinstance(weights, MemberWeights):
-        return _loop_gradients(weights, *arguments)
-    return _vmap_gradients(weights, *arguments)
-
-
-def _loop_gradients(weights, architecture, data, betas, lams, forward_context, wrap):
-    def member_loss(own, x, noise, beta, lam):
-        with forward_context():
-            logits, mu, logvar = functional_call(architecture, own, (x, noise))
-        return lambda_beta_loss(logits, x, mu, logvar, beta, lam)
-
-    # one function per member: a compiled one then specialises on its member's β and λ alone
-    losses = [
-        wrap(functools.partial(member_loss, beta=beta, lam=lam))
-        for beta, lam in zip(betas, lams, strict=True)
-    ]
-
-    def pack_gradients(indices, noise):
-        rows = []
-        for k, (own, loss) in enumerate(zip(weights.members, losses, strict=True)):
-            x = data.batch(indices[k])
-            terms = loss(own, x, noise[k])
-            # ∂(Σ_j loss_j)/∂(member k's weights) = ∂loss_k/∂(its weights): backpropagating each
-            # loss on its own gives the pack loss's gradients and frees the member's activations
-            # before the next member's forward pass
-            terms.loss.backward()
-            rows.append(_loss_vector(terms))
-        return torch.stack(rows)
-
-    return pack_gradients
-
-
-def _vmap_gradients(weights, architecture, data, betas, lams, forward_context, wrap):
-    beta = torch.tensor(betas, device=data.device)
-    lam = torch.tensor(lams, device=data.device)
-    # members at λ = 0 only report L2; keep it out of the graph when no member needs it
-    l2_in_graph = any(value != 0 for value in lams)
-
-    def one_member(own, x, noise):
-        return functional_call(architecture, own, (x, noise))
-
-    forward = vmap(one_member)
-
-    def pack_loss(stacked, x, noise):
-        with forward_context():
-            logits, mu, logvar = forward(stacked, x, noise)
-        return packed_lambda_beta_loss(logits, x, mu, logvar, beta, lam, l2_in_graph)
-
-    pack_loss = wrap(pack_loss)
-
-    def pack_gradients(indices, noise):
-        count, batch = indices.shape
-        x = data.batch(indices.reshape(-1)).unflatten(0, (count, batch))
-        terms = pack_loss(weights.stacked, x, noise)
-        terms.loss.sum().backward()
-        return _loss_matrix(terms)
-
-    return pack_gradients

@@ -1,0 +1,42 @@
+"""The final outputs a config asks for: every figure and table of the studies it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+LINEAR_FIGURES = ["fig2_linear_beta_sweep", "fig3_linear_lambda_heatmaps", "fig_linear_contraction"]
+DEEP_FIGURES = [
+    "fig4_beta_sweep",
+    "fig5_lambda_heatmaps",
+    "fig6_tchebycheff",
+    "fig7_reconstructions",
+    "fig8_mi_heatmaps",
+]
+LINEAR_TABLES = ["linear_metrics.csv", "linear_summary.csv"]
+DEEP_TABLES = ["deep_metrics.csv", "deep_summary.csv", "deep_summary.md", "deep_summary.tex"]
+SELECTION_TABLES = ["selection.csv", "tchebycheff_scores.csv", "pareto_front.csv"]
+LAMBDA_TABLES = ["lambda_effect.csv", "lambda_effect.md"]
+CLAIMS_TABLES = ["claims.csv", "claims.md", "claims_verdicts.rst"]
+
+
+def figure_files(names: Iterable[str]) -> list[str]:
+    """The PDF and PNG of each named figure."""
+    return [f"results/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
+
+
+def table_files(names: Iterable[str]) -> list[str]:
+    return [f"results/tables/{name}" for name in names]
+
+
+def all_targets(config: Mapping[str, Any]) -> list[str]:
+    """Every final output ``config`` asks for."""
+    targets = table_files(CLAIMS_TABLES)
+    if config.get("linear") is not None:
+        targets += table_files(LINEAR_TABLES) + figure_files(LINEAR_FIGURES)
+    datasets = config.get("deep", {}).get("datasets", [])
+    if datasets:
+        targets += [f"results/datasets/{d}_samples.png" for d in datasets]
+        targets += table_files(DEEP_TABLES + SELECTION_TABLES + LAMBDA_TABLES)
+        targets += figure_files(DEEP_FIGURES)
+    return targets
