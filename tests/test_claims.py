@@ -111,6 +111,41 @@ FAR = {"a_norm": 5.0, "b_norm": 1.0, "sigma_w_dist": 0.5, "sigma_z_dist": 0.8}
 TRIVIAL = {"a_norm": 1e-6, "b_norm": 1e-7, "sigma_w_dist": 1e-8, "sigma_z_dist": 1e-8}
 
 
+def theory_columns(beta, lam, method):
+    """What the closed form predicts and the solver reports beside it, as the theory says: the
+    oracle matched at β > 1, the rank 0 where it collapses, no minimum at β = 1 with λ > 0."""
+    creeping = beta == 1 and lam > 0
+    oracle = math.nan if beta == 1 else 1.0
+    return {
+        "kl": 1.0, "l2": 1.0, "oracle_nll": 10.0 if beta > 1 else math.nan,
+        "oracle_kl": oracle, "oracle_l2": oracle, "rank": 0 if lam == 0 and beta > 1 else 3,
+        "predicted_rank": 0 if lam == 0 and beta > 1 else 3, "critical_lambda": (beta - 1) / 80,
+        "attained": (not creeping) if method == "fixed_point" else math.nan,
+        "nll_per_decade": -5.0 if creeping else 0.0, "kl_per_decade": 4.0 if creeping else 0.0,
+    }  # fmt: skip
+
+
+def phase_table(error=1e-5):
+    """linear_phase.csv as the bisection reports it: the measured β within ``error``."""
+    rows = [
+        {"n": 30, "m": 6, "s": 3, "lambda": lam, "direction": k, "predicted_beta": 1 + lam * k,
+         "measured_beta": (1 + lam * k) * (1 + error), "relative_difference": error}
+        for lam in (0.1, 2.0) for k in (1, 2, 3)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def ray_table(along=lambda beta: 0.0):
+    """linear_rays.csv: NLL, KL and L2 of each ray constant (or changed by ``along(β)``)."""
+    rows = [
+        {"n": 30, "m": 6, "s": 3, "c": c, "beta": beta, "lambda": c * (beta - 1),
+         "restart": restart, "nll": 5.0 / c + along(beta), "kl": c, "l2": 2.0, "rank": 2,
+         "sap": 0.1 + 0.01 * restart, "converged": True}
+        for c in (0.25, 1.0) for beta in (1.5, 4.0, 8.0) for restart in range(3)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def linear_table(betas=(1, 4, 16), lambdas=(0, 2), restarts=8, methods=("fixed_point",), edit=None):
     """linear_metrics as the theory predicts: informative at β = 1 or λ > 0, collapsed to the
     trivial solution at λ = 0, β > 1; ``edit(row)`` may change any row."""
@@ -122,7 +157,8 @@ def linear_table(betas=(1, 4, 16), lambdas=(0, 2), restarts=8, methods=("fixed_p
                     collapsed = lam == 0 and beta > 1
                     row = {"n": 30, "m": 6, "s": 3, "method": method, "beta": float(beta),
                            "lambda": float(lam), "restart": restart, "nll": 10.0,
-                           **(COLLAPSED | TRIVIAL if collapsed else INFORMATIVE | FAR)}  # fmt: skip
+                           **(COLLAPSED | TRIVIAL if collapsed else INFORMATIVE | FAR),
+                           **theory_columns(beta, lam, method)}  # fmt: skip
                     if edit is not None:
                         edit(row)
                     rows.append(row)
@@ -484,6 +520,8 @@ def all_tables():
     return {
         "linear": linear_table(methods=("fixed_point", "adamw")),
         "traces": contraction_traces(),
+        "phase": phase_table(),
+        "rays": ray_table(),
         "metrics": metrics,
         "selection": selection_of(metrics),
         "concentration": concentration_table(0.2),
@@ -494,11 +532,16 @@ def test_judge_claims_lists_every_claim_and_is_reproducible():
     table = c.judge_claims(SETTINGS, **all_tables())
     assert list(table.columns) == list(c.COLUMNS)
     assert list(dict.fromkeys(table["claim_id"])) == list(c.CLAIMS)
-    assert set(table["verdict"]) <= {REPRODUCED, NOT_RUN}
+    assert set(table["verdict"]) <= {REPRODUCED, NOT_REPRODUCED, NOT_RUN}
     # only the MPI3D comparison cannot run: the tables hold one dataset
     assert table.loc[table["verdict"] == NOT_RUN, "claim_id"].tolist() == [
         "deep.collapse_strongest_on_mpi3d"
     ]
+    # tables as the theory says refute §7's two knobs: β and λ act through c alone
+    assert table.loc[table["verdict"] == NOT_REPRODUCED, "claim_id"].tolist() == [
+        "linear.separate_knobs"
+    ]
+    assert set(table["origin"]) == {"paper", "derived"}
     shuffled = {name: t.sample(frac=1, random_state=1) for name, t in all_tables().items()}
     again = c.judge_claims(SETTINGS, **shuffled)
     pd.testing.assert_frame_equal(table, again, check_exact=True)  # bit for bit, any row order
@@ -582,7 +625,7 @@ def write_inputs(root: Path) -> dict:
     """The tables the claims rule reads, as the pipeline writes them, by input name."""
     tables = all_tables()
     paths = {}
-    for name in ("linear", "metrics", "selection"):
+    for name in ("linear", "metrics", "selection", "phase", "rays"):
         paths[name] = root / f"{name}.csv"
         tables[name].to_csv(paths[name], index=False)
     paths["traces"] = [root / "contraction.csv"]
@@ -674,6 +717,8 @@ def test_claims_rule_rejudges_existing_tables_alone(tmp_path):
     traces = tables["traces"]
     traces.to_csv(tmp_path / "results/linear/n30_m6_s3/contraction.csv", index=False)
     tables["metrics"].to_csv(tmp_path / "results/tables/deep_metrics.csv", index=False)
+    tables["phase"].to_csv(tmp_path / "results/tables/linear_phase.csv", index=False)
+    tables["rays"].to_csv(tmp_path / "results/tables/linear_rays.csv", index=False)
     tables["selection"].to_csv(tmp_path / "results/tables/selection.csv", index=False)
     for beta, lam, matrix in ((1, 0, np.ones((3, 2))), (8, 16, np.eye(3, 2))):
         for seed in SEEDS:

@@ -19,6 +19,13 @@ TABLES_AND_FIGURES = {
     "fig3_linear_lambda_heatmaps": {
         f"results/figures/fig3_linear_lambda_heatmaps.{e}" for e in ("pdf", "png")
     },
+    # the phase figure marks the study's grid points (linear_summary.csv)
+    "fig_linear_phase": {f"results/figures/fig_linear_phase.{e}" for e in ("pdf", "png")},
+}
+PHASE = {
+    "linear_phase": {f"{DIMS}/{name}.csv" for name in ("phase", "phase_map", "rays")},
+    "linear_phase_tables": {"results/tables/linear_phase.csv", "results/tables/linear_rays.csv"},
+    "fig_linear_phase": {f"results/figures/fig_linear_phase.{e}" for e in ("pdf", "png")},
 }
 CONTRACTION = {
     "linear_contraction": {f"{DIMS}/contraction.csv"},
@@ -67,6 +74,7 @@ def study(method: str) -> dict[str, set[str]]:
         ("linear.adamw.check_every", 7, {}),  # tol = 0: never checked
         ("linear.adamw.device", "cpu", {}),  # logistics (the finished run planned `auto`)
         ("linear.contraction.iterations", 12, CONTRACTION),
+        ("linear.phase.resolution", 2.0e-2, PHASE),
         ("linear.adamw.lr", 2.0e-2, study("adamw") | TABLES_AND_FIGURES),
         ("linear.fixed_point.tol", 1.0e-8, study("fixed_point") | TABLES_AND_FIGURES),
         (
@@ -81,6 +89,7 @@ def study(method: str) -> dict[str, set[str]]:
         "check_every",
         "device",
         "contraction",
+        "phase_resolution",
         "adamw_lr",
         "fixed_point_tol",
         "one_more_beta",

@@ -18,6 +18,7 @@ from lambdabeta.linear.settings import (
     FixedPointSettings,
     InstanceJob,
     LinearSettings,
+    PhaseSettings,
     StudyJob,
 )
 
@@ -26,6 +27,7 @@ NESTED = {
     "fixed_point": FixedPointSettings,
     "adamw": AdamWSettings,
     "contraction": ContractionSettings,
+    "phase": PhaseSettings,
 }
 MINIMAL = {
     "dims": [{"n": 50, "m": 10, "s": 5}, {"n": 100, "m": 10, "s": 5}],

@@ -46,6 +46,8 @@ TABLES = (
 LOCAL_RULES = (
     "linear_instance",
     "linear_tables",
+    "linear_phase_tables",
+    "fig_linear_phase",
     "deep_tables",
     "select_hyperparameters",
     "fig2_linear_beta_sweep",
@@ -341,6 +343,7 @@ def test_profile_runs_the_demo_through_slurm_as_a_local_run_does(cluster, tmp_pa
         "rule_linear_adamw",
         "rule_linear_contraction",
         "rule_linear_fixed_point",
+        "rule_linear_phase",
         "rule_prepare_dataset",
         "rule_stabilize",
     ]

@@ -55,6 +55,24 @@ rule fig_linear_contraction:
         "../scripts/plot_linear.py"
 
 
+rule fig_linear_phase:
+    input:
+        critical="results/tables/linear_phase.csv",
+        maps=expand("results/linear/{dims}/phase_map.csv", dims=LINEAR_DIMS),
+        summary="results/tables/linear_summary.csv",
+    output:
+        **figure_outputs("fig_linear_phase", "fig_linear_phase", "Linear-Gaussian study"),
+    log:
+        "logs/figures/fig_linear_phase.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        figure="phase",
+    script:
+        "../scripts/plot_linear.py"
+
+
 rule fig4_beta_sweep:
     input:
         metrics="results/tables/deep_metrics.csv",

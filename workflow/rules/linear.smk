@@ -67,6 +67,47 @@ rule linear_contraction:
         "../scripts/linear_contraction.py"
 
 
+rule linear_phase:
+    input:
+        instance="results/linear/{dims}/instance.npz",
+    output:
+        critical="results/linear/{dims}/phase.csv",
+        map="results/linear/{dims}/phase_map.csv",
+        rays="results/linear/{dims}/rays.csv",
+    log:
+        "logs/linear/{dims}/phase.log",
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        **job_resources("linear"),
+    params:
+        science=lambda w: LINEAR_SETTINGS.phase_job(w.dims).science(),
+    script:
+        "../scripts/linear_phase.py"
+
+
+rule linear_phase_tables:
+    input:
+        critical=expand("results/linear/{dims}/phase.csv", dims=LINEAR_DIMS),
+        rays=expand("results/linear/{dims}/rays.csv", dims=LINEAR_DIMS),
+    output:
+        critical=report(
+            "results/tables/linear_phase.csv",
+            caption="../report/linear_phase.rst",
+            category="Linear-Gaussian study",
+            labels={"table": "phase boundary"},
+        ),
+        rays="results/tables/linear_rays.csv",
+    log:
+        "logs/linear/phase_tables.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../scripts/linear_phase_tables.py"
+
+
 rule linear_tables:
     input:
         studies=expand(

@@ -12,5 +12,9 @@ elif figure == "fig3":
     linear.fig3_linear_lambda_heatmaps(snakemake.input.summary, *outputs)
 elif figure == "contraction":
     linear.fig_linear_contraction(list(snakemake.input.traces), *outputs)
+elif figure == "phase":
+    linear.fig_linear_phase(
+        snakemake.input.critical, list(snakemake.input.maps), snakemake.input.summary, *outputs
+    )
 else:
-    raise ValueError(f"params.figure is {figure!r}; expected fig2, fig3 or contraction")
+    raise ValueError(f"params.figure is {figure!r}; expected fig2, fig3, contraction or phase")

@@ -360,15 +360,27 @@ LINEAR_METRICS = (
     "residual",
     "iterations",
     "reported_iteration",
+    "rank",
+    "predicted_rank",
+    "oracle_nll",
+    "oracle_kl",
+    "oracle_l2",
+    "critical_beta",
+    "critical_lambda",
+    "nll_per_decade",
+    "kl_per_decade",
 )
 
 
 def summarize_linear(table: pd.DataFrame) -> pd.DataFrame:
     """Mean and sd (ddof = 1) over restarts per (n, m, s, method, β, λ) of the linear study,
-    with the number of restarts and the fraction that converged."""
+    with the number of restarts, the fraction that converged and the fraction that attained a
+    minimum (``attained_mean``; NaN for AdamW, where it is not judged)."""
+    table = table.assign(attained=pd.to_numeric(table["attained"], errors="coerce"))
     grouped = table.groupby(list(LINEAR_KEYS), sort=True)
-    stats = grouped[list(LINEAR_METRICS)].agg(["mean", "std"])
+    stats = grouped[[*LINEAR_METRICS, "attained"]].agg(["mean", "std"])
     stats.columns = [f"{column}_{stat}" for column, stat in stats.columns]
+    stats = stats.drop(columns="attained_std")
     stats.insert(0, "restarts", grouped.size())
     stats.insert(1, "converged", grouped["converged"].mean())
     return stats.reset_index()

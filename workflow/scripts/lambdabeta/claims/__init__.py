@@ -18,9 +18,9 @@ rules live in :mod:`lambdabeta.statistics`:
   whatever its interval; a grid without the settings a claim compares makes it ``not run``.
 
 Modules: ``tables`` (the tables claims read, standard library only), ``registry`` (the
-decorator, the settings, the rows), ``linear``, ``deep``, ``restoration``, ``selection`` and
-``qualitative`` (the claims), ``judge`` (``judge_claims``, ``read_tables``), ``report``
-(Markdown and reStructuredText). Names are loaded on first use, so that the workflow
+decorator, the settings, the rows), ``linear``, ``theory``, ``deep``, ``restoration``,
+``selection`` and ``qualitative`` (the claims), ``judge`` (``judge_claims``, ``read_tables``),
+``report`` (Markdown and reStructuredText). Names are loaded on first use, so that the workflow
 definition can import ``lambdabeta.claims.tables`` without pandas.
 """
 
@@ -42,6 +42,9 @@ _EXPORTS = {
     "restoration": ("deep_lambda_improves_reconstruction",
                     "deep_lambda_preserves_disentanglement"),
     "selection": ("selection_lambda_recovers_nll", "selection_optimum_moves_to_high_beta"),
+    "theory": ("linear_closed_form_matches_solvers", "linear_collapse_cascade",
+               "linear_no_minimiser_at_beta_1", "linear_one_knob", "linear_phase_boundary",
+               "linear_separate_knobs", "ray_spreads"),
     "qualitative": ("mi_concentration", "qualitative_mi_concentrated"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}

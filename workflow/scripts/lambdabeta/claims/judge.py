@@ -7,7 +7,9 @@ from collections.abc import Mapping
 import pandas as pd
 
 from .. import grid
-from . import deep, linear, qualitative, restoration, selection  # noqa: F401 (they register claims)
+
+# each module registers its claims on import
+from . import deep, linear, qualitative, restoration, selection, theory  # noqa: F401
 from .qualitative import mi_concentration
 from .registry import COLUMNS, Claim, ClaimSettings, not_run, registered_claims, require_columns
 from .tables import NLL, STUDIES, TABLES

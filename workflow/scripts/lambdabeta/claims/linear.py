@@ -26,7 +26,7 @@ def linear_scopes(
         yield f"n{n}_m{m}_s{s} {name}", block
 
 
-def _restart_fraction(passed: pd.Series, settings: ClaimSettings) -> tuple[Interval, str]:
+def restart_fraction(passed: pd.Series, settings: ClaimSettings) -> tuple[Interval, str]:
     """Exact interval of the fraction of restarts that pass, and the every-restart verdict."""
     interval = clopper_pearson(int(passed.sum()), len(passed))
     if interval.n < settings.min_restarts:
@@ -53,7 +53,7 @@ def linear_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
             rows.append(not_run(scope, test, "no β > 1 at λ = 0 in the grid"))
             continue
         collapsed = (at[list(LINEAR_INFORMATION)].max(axis=1) < tol).groupby(at["restart"]).all()
-        interval, verdict = _restart_fraction(collapsed, settings)
+        interval, verdict = restart_fraction(collapsed, settings)
         largest = at[list(LINEAR_INFORMATION)].max()
         detail = (
             f"β = {', '.join(f'{b:g}' for b in sorted(at['beta'].unique()))}: largest SAP "
@@ -82,7 +82,7 @@ def linear_no_collapse_at_beta_1(table: pd.DataFrame, settings: ClaimSettings) -
             rows.append(not_run(scope, test, "no β = 1, λ = 0 in the grid"))
             continue
         informative = (at[["im", "mi_total"]].min(axis=1) > tol).groupby(at["restart"]).all()
-        interval, verdict = _restart_fraction(informative, settings)
+        interval, verdict = restart_fraction(informative, settings)
         detail = (
             f"smallest I_m {at['im'].min():.3g}, I(X; V) {at['mi_total'].min():.3g} nats; "
             f"mean SAP {at['sap'].mean():.3g}"
@@ -123,7 +123,7 @@ def linear_trivial_solution(table: pd.DataFrame, settings: ClaimSettings) -> lis
             continue
         distance = collapsed[list(TRIVIAL_DISTANCES)].max(axis=1)
         trivial = (distance < tol).groupby(collapsed["restart"]).all()
-        interval, verdict = _restart_fraction(trivial, settings)
+        interval, verdict = restart_fraction(trivial, settings)
         largest = collapsed[list(TRIVIAL_DISTANCES)].max()
         detail = (
             f"largest over {len(collapsed)} collapsed solutions: ‖A‖_F {largest['a_norm']:.2g}, "
@@ -177,7 +177,7 @@ def linear_contraction_rate(traces: pd.DataFrame, settings: ClaimSettings) -> li
         }
         factor = pd.Series(factors)
         passed = (factor <= 1 + tol).groupby(level=1).all()
-        interval, verdict = _restart_fraction(passed, settings)
+        interval, verdict = restart_fraction(passed, settings)
         if factor.isna().any():
             verdict = INCONCLUSIVE  # a trace too short to measure a rate
         worst = factor.groupby(level=0).max()
@@ -207,10 +207,18 @@ def linear_lambda_prevents_collapse(table: pd.DataFrame, settings: ClaimSettings
             rows.append(not_run(scope, test, reason))
             continue
         kept = (at[["sap", "im"]].min(axis=1) > tol).groupby(at["restart"]).all()
-        interval, verdict = _restart_fraction(kept, settings)
+        interval, verdict = restart_fraction(kept, settings)
         smallest = at.groupby("lambda")[["sap", "im"]].min()
         detail = f"β={largest:g}, smallest SAP / I_m: " + ", ".join(
             f"λ={lam:g}: {row['sap']:.3g} / {row['im']:.3g}" for lam, row in smallest.iterrows()
         )
+        if "critical_lambda" in at:
+            # the closed form: below λ_c(β) = (β − 1)/(2μ_1) every λ collapses at this β
+            critical = float(at["critical_lambda"].iloc[0])
+            side = "above" if at["lambda"].min() > critical else "not all above"
+            detail += (
+                f"; λ_c(β={largest:g}) = {critical:.3g} of this instance, the grid's λ > 0 "
+                f"{side} it"
+            )
         rows.append(row(scope, test, verdict, interval, detail))
     return rows

@@ -30,6 +30,7 @@ from .tables import TABLES
 
 COLUMNS = (
     "claim_id",
+    "origin",
     "source",
     "statement",
     "scope",
@@ -42,16 +43,24 @@ COLUMNS = (
     "detail",
 )
 
-MODULES = ("linear", "deep", "restoration", "selection", "qualitative")
+MODULES = ("linear", "theory", "deep", "restoration", "selection", "qualitative")
 """The modules of ``lambdabeta.claims`` that define claims, in the order of the claims table."""
+
+
+PAPER, DERIVED = "paper", "derived"
+ORIGINS = (PAPER, DERIVED)
+"""Whose statement a claim tests: the paper's, or one this pipeline derives (the closed form of
+the linear model, say) and the paper does not state."""
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim: its id, where the paper makes it, what it says, the tables its judge reads and
-    the judge itself (which returns rows without the claim's own fields)."""
+    """A claim: its id, its origin (``ORIGINS``), where the paper makes it (or what it rests on),
+    what it says, the tables its judge reads and the judge itself (which returns rows without
+    the claim's own fields)."""
 
     claim_id: str
+    origin: str
     source: str
     statement: str
     tables: tuple[str, ...]
@@ -59,11 +68,13 @@ class Claim:
 
     def rows(self, parts: Iterable[Mapping]) -> list[dict]:
         """Full claims-table rows (``COLUMNS``) from the judge's parts."""
-        return [
-            {"claim_id": self.claim_id, "source": self.source, "statement": self.statement}
-            | dict(part)
-            for part in parts
-        ]
+        own = {
+            "claim_id": self.claim_id,
+            "origin": self.origin,
+            "source": self.source,
+            "statement": self.statement,
+        }
+        return [own | dict(part) for part in parts]
 
 
 # claim id → (the claim, (module, name, first line) of its judge)
@@ -71,20 +82,22 @@ _REGISTERED: dict[str, tuple[Claim, tuple[str, str, int]]] = {}
 
 
 def claim(
-    claim_id: str, source: str, statement: str, *, tables: Sequence[str]
+    claim_id: str, source: str, statement: str, *, tables: Sequence[str], origin: str = PAPER
 ) -> Callable[[Callable[..., list[dict]]], Callable[..., list[dict]]]:
     """Register the decorated judge as the claim ``claim_id``; the decorated function returns
     full claims-table rows."""
     unknown = [name for name in tables if name not in TABLES]
     if unknown:
         raise ValueError(f"claim {claim_id} reads unknown tables {unknown}; known: {list(TABLES)}")
+    if origin not in ORIGINS:
+        raise ValueError(f"claim {claim_id}: origin must be one of {ORIGINS}, got {origin!r}")
 
     def register(judge: Callable[..., list[dict]]) -> Callable[..., list[dict]]:
         @functools.wraps(judge)
         def judged(*args, **kwargs) -> list[dict]:
             return entry.rows(judge(*args, **kwargs))
 
-        entry = Claim(claim_id, source, statement, tuple(tables), judged)
+        entry = Claim(claim_id, origin, source, statement, tuple(tables), judged)
         where = (judge.__module__, judge.__qualname__)
         if claim_id in _REGISTERED and _REGISTERED[claim_id][1][:2] != where:
             raise ValueError(
@@ -125,6 +138,10 @@ class ClaimSettings:
 
     collapse_tolerance: float = 0.01
     trivial_tolerance: float = 0.1
+    closed_form_tolerance: float = 1e-6
+    closed_form_tolerance_adamw: float = 0.05
+    phase_tolerance: float = 1e-3
+    ray_tolerance: float = 1e-6
     contraction_rate_tolerance: float = 0.01
     mig_margin: float = 0.02
     high_beta_min: float | None = None

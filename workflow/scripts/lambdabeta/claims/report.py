@@ -16,11 +16,23 @@ def verdict_counts(table: pd.DataFrame) -> dict[str, int]:
     return {verdict: int(counts.get(verdict, 0)) for verdict in VERDICTS}
 
 
-def verdict_sentence(table: pd.DataFrame) -> str:
-    """``Of 18 verdicts (claim × scope): 12 reproduced, 2 not reproduced, …``."""
+def _counted(table: pd.DataFrame) -> str:
     counts = verdict_counts(table)
-    parts = [f"{count} {verdict}" for verdict, count in counts.items() if count]
-    return f"Of {len(table)} verdicts (claim × scope): " + ", ".join(parts) + "."
+    return ", ".join(f"{count} {verdict}" for verdict, count in counts.items() if count)
+
+
+def verdict_sentence(table: pd.DataFrame) -> str:
+    """``Of 18 verdicts (claim × scope): 12 reproduced, 2 not reproduced, …`` and, where the
+    table has both, the same count for the paper's claims and for the pipeline's own."""
+    sentence = f"Of {len(table)} verdicts (claim × scope): {_counted(table)}."
+    origins = table["origin"].unique() if "origin" in table else []
+    if len(origins) > 1:
+        own = {origin: table[table["origin"] == origin] for origin in ("paper", "derived")}
+        sentence += (
+            f" The paper's claims: {_counted(own['paper'])}; claims this pipeline derives "
+            f"(the closed form, the sampled representation): {_counted(own['derived'])}."
+        )
+    return sentence
 
 
 def verdict_groups(table: pd.DataFrame, markup: str = "``") -> list[str]:
@@ -56,18 +68,19 @@ def claims_markdown(table: pd.DataFrame) -> str:
         verdict_sentence(table),
         "",
         *(f"{sentence}\n" for sentence in verdict_groups(table, "`")),
-        "| claim | source | scope | effect [95 % interval] | n | verdict |",
-        "|---|---|---|---:|---:|---|",
+        "| claim | origin | source | scope | effect [95 % interval] | n | verdict |",
+        "|---|---|---|---|---:|---:|---|",
     ]
     for row in table.to_dict("records"):
         lines.append(
-            f"| `{row['claim_id']}` | {row['source']} | {row['scope']} | {_effect_cell(row)} "
-            f"| {row['n']} | **{row['verdict']}** |"
+            f"| `{row['claim_id']}` | {row['origin']} | {row['source']} | {row['scope']} "
+            f"| {_effect_cell(row)} | {row['n']} | **{row['verdict']}** |"
         )
     lines += ["", "## The claims and their tests", ""]
     for claim_id, block in table.groupby("claim_id", sort=False):
         first = block.iloc[0]
-        lines += [f"### `{claim_id}` ({first['source']})", "", first["statement"], ""]
+        whose = "the paper's" if first["origin"] == "paper" else "derived by this pipeline"
+        lines += [f"### `{claim_id}` ({whose}; {first['source']})", "", first["statement"], ""]
         tests = [t for t in dict.fromkeys(block["test"]) if t]
         lines += [f"Test: {t}." for t in tests] + ([""] if tests else [])
         lines += [
@@ -86,5 +99,8 @@ def claims_rst(table: pd.DataFrame) -> str:
     for row in table.to_dict("records"):
         effect = _effect_cell(row)
         measured = "" if effect == "—" else f" — effect {effect}, n = {row['n']}"
-        lines.append(f"- ``{row['claim_id']}`` ({row['scope']}): **{row['verdict']}**{measured}")
+        lines.append(
+            f"- ``{row['claim_id']}`` ({row['scope']}): **{row['verdict']}**{measured}"
+            f" [{row['origin']}]"
+        )
     return "\n".join(lines) + "\n"

@@ -99,6 +99,27 @@ TABLES = {
             missing="no contraction traces",
         ),
         ClaimTable(
+            "phase",
+            "linear",
+            ("phase",),
+            lambda config: {"phase": "results/tables/linear_phase.csv"},
+            "csv",
+            columns=(
+                *("n", "m", "s", "lambda", "direction"),
+                *("predicted_beta", "measured_beta", "relative_difference"),
+            ),
+            missing="no phase study",
+        ),
+        ClaimTable(
+            "rays",
+            "linear",
+            ("rays",),
+            lambda config: {"rays": "results/tables/linear_rays.csv"},
+            "csv",
+            columns=("n", "m", "s", "c", "beta", "lambda", "restart", "nll", "kl", "l2"),
+            missing="no phase study",
+        ),
+        ClaimTable(
             "metrics",
             "deep",
             ("metrics",),

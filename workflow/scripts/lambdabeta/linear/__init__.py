@@ -14,7 +14,10 @@ Modules, one concern each:
 - ``adamw``             batched AdamW
 - ``shards``            batched AdamW over several CPU processes (a job's threads)
 - ``starts``            the restarts' starting points (``linear.init``)
-- ``coupling``          SAP, I_m, I(X; V) and distances from the trivial solution
+- ``coupling``          SAP, I_m, I(X; V), the information rank, distances from the trivial
+                        solution
+- ``closed_form``       the stationary points in closed form: the oracle of both solvers
+- ``phase``             the phase diagram measured with the fixed point: critical β, rays
 - ``study``             a (β, λ) grid → its table; the contraction traces
 - ``settings``          typed settings from the config (``LinearSettings``)
 - ``jobs``              one job description per rule, from those settings
@@ -69,11 +72,24 @@ _EXPORTS = {
     "coupling": (
         "distances_from_trivial",
         "im_from_mutual_information",
+        "information_rank",
+        "latent_signal_to_noise",
         "mutual_information_from_correlations",
         "sap_from_correlations",
         "squared_correlations",
         "total_mutual_information",
     ),
+    "closed_form": (
+        "c_for_information",
+        "predicted_critical_betas",
+        "knob",
+        "lambda_for_information",
+        "sigma_y_spectrum",
+        "stationary_point",
+        "stationary_spectrum",
+        "stationary_terms",
+    ),
+    "phase": ("PhaseSolver", "measured_critical_betas", "rank_map", "rays", "run_phase"),
     "study": (
         "GridEntries",
         "adamw_step_seconds",
@@ -84,11 +100,12 @@ _EXPORTS = {
         "run_grid",
         "run_study",
     ),
-    "settings": ("AdamWSettings", "ContractionSettings", "LinearSettings"),
+    "settings": ("AdamWSettings", "ContractionSettings", "LinearSettings", "PhaseSettings"),
     "jobs": (
         "AdamWRun",
         "ContractionJob",
         "Dims",
+        "PhaseJob",
         "FixedPointSettings",
         "InstanceJob",
         "StudyJob",

@@ -78,3 +78,25 @@ def distances_from_trivial(instance: Instance, params: Params) -> dict[str, torc
         "sigma_z_dist": torch.linalg.matrix_norm(params.sigma_z - sigma_y)
         / torch.linalg.matrix_norm(sigma_y),
     }
+
+
+RANK_SNR_FLOOR = 1e-6
+"""A latent direction whose signal-to-noise ratio is below this carries less than 5·10⁻⁷ nats
+(½ log(1 + SNR)): ``information_rank`` counts it as collapsed."""
+
+
+def latent_signal_to_noise(instance: Instance, params: Params) -> np.ndarray:
+    """The signal-to-noise ratios of the latent directions, descending, shape (…, m): the
+    eigenvalues of Σ_W^(−½) BΣ_YBᵀ Σ_W^(−½). Direction j carries ½ log(1 + SNR_j) nats of
+    I(X; Y); at a stationary point they are 2cμ_i − 1 (``closed_form``)."""
+    ops = Operators(instance)
+    b, sigma_w = params.b, params.sigma_w
+    chol = torch.linalg.cholesky(sym(sigma_w))
+    whitened = torch.linalg.solve_triangular(chol, b, upper=False)  # L⁻¹B
+    signal = sym(whitened @ ops.sigma_y_times(whitened.mT))
+    return torch.linalg.eigvalsh(signal).flip(-1).clamp(min=0.0).numpy()
+
+
+def information_rank(instance: Instance, params: Params) -> np.ndarray:
+    """The number of latent directions that carry information: SNR > ``RANK_SNR_FLOOR``."""
+    return (latent_signal_to_noise(instance, params) > RANK_SNR_FLOOR).sum(axis=-1)

@@ -195,6 +195,41 @@ class StudyJob:
 
 
 @dataclass(frozen=True)
+class PhaseJob:
+    """The phase study of one instance (``lambdabeta.linear.phase``): critical β per λ, the rank
+    map and the rays, all solved by the fixed point from the authors' or the scaled-normal
+    starts (``init``) of ``seed``."""
+
+    dims: Dims
+    lambdas: tuple[float, ...]
+    rays: tuple[float, ...]
+    ray_betas: tuple[float, ...]
+    ray_restarts: int
+    scan: tuple[float, float, int]
+    resolution: float
+    map_points: int
+    tol: float
+    max_iter: int
+    init: str
+    seed: int
+
+    def science(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_science(cls, science: Mapping[str, Any]) -> PhaseJob:
+        values = known_fields(cls, science)
+        low, high, per_decade = values["scan"]
+        values |= {
+            "dims": Dims(**values["dims"]),
+            "scan": (float(low), float(high), int(per_decade)),
+        }
+        for key in ("lambdas", "rays", "ray_betas"):
+            values[key] = tuple(float(v) for v in values[key])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class ContractionJob:
     """The traced fixed-point runs of one instance, from the fixed point's starts."""
 

@@ -32,6 +32,7 @@ from .jobs import (
     FixedPointSettings,
     GradClip,
     InstanceJob,
+    PhaseJob,
     StudyJob,
     as_grad_clip,
     known_fields,
@@ -161,6 +162,47 @@ class ContractionSettings:
         return cls(**values)
 
 
+@dataclass(frozen=True)
+class PhaseSettings:
+    """Config ``linear.phase``: the λ of the critical-β table, the rays (values of
+    c = λ/(β − 1) and their β), the scan and bisection of β, the rank map's points per axis and
+    the fixed point's stopping rule there."""
+
+    lambdas: tuple[float, ...] = (0.01, 0.1, 1, 2, 8)
+    rays: tuple[float, ...] = (0.05, 0.25, 1.0)
+    ray_betas: tuple[float, ...] = (1.5, 2, 4, 8, 32)
+    ray_restarts: int = 3
+    scan: tuple[float, float, int] = (1.0e-4, 1.0e5, 4)
+    resolution: float = 1.0e-4
+    map_points: int = 24
+    tol: float = 1.0e-10
+    max_iter: int = 100_000
+
+    def __post_init__(self) -> None:
+        low, high, per_decade = self.scan
+        if not 0 < low < high or per_decade < 1:
+            raise ValueError(
+                "config key 'linear.phase.scan': [lowest β − 1, highest β − 1, points per "
+                f"decade] with 0 < lowest < highest and at least one point, got {list(self.scan)}"
+            )
+        if min(self.ray_betas) <= 1:
+            raise ValueError(
+                "config key 'linear.phase.ray_betas': every β of a ray must exceed 1 (at β = 1 "
+                f"no λ lies on a ray), got {list(self.ray_betas)}"
+            )
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> PhaseSettings:
+        values = known_fields(cls, section)
+        for key in ("lambdas", "rays", "ray_betas"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        if "scan" in values:
+            low, high, per_decade = values["scan"]
+            values["scan"] = (float(low), float(high), int(per_decade))
+        return cls(**values)
+
+
 # ---- the whole section ----------------------------------------------------------------------
 
 
@@ -181,6 +223,7 @@ class LinearSettings:
     seed: int = 0
     instance_file: str | None = None
     contraction: ContractionSettings = field(default_factory=ContractionSettings)
+    phase: PhaseSettings = field(default_factory=PhaseSettings)
 
     def __post_init__(self) -> None:
         if self.init not in INITS:
@@ -204,6 +247,7 @@ class LinearSettings:
             "fixed_point": FixedPointSettings,
             "adamw": AdamWSettings,
             "contraction": ContractionSettings,
+            "phase": PhaseSettings,
         }
         for key, settings_class in nested.items():
             if key in values:
@@ -255,6 +299,23 @@ class LinearSettings:
             init=self.init,
             seed=self.seed,
             solver=solver,
+        )
+
+    def phase_job(self, dims_name: str) -> PhaseJob:
+        phase = self.phase
+        return PhaseJob(
+            dims=self.dims_named(dims_name),
+            lambdas=phase.lambdas,
+            rays=phase.rays,
+            ray_betas=phase.ray_betas,
+            ray_restarts=phase.ray_restarts,
+            scan=phase.scan,
+            resolution=phase.resolution,
+            map_points=phase.map_points,
+            tol=phase.tol,
+            max_iter=phase.max_iter,
+            init=self.init,
+            seed=self.seed,
         )
 
     def contraction_job(self, dims_name: str) -> ContractionJob:

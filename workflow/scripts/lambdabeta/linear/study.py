@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,9 +12,11 @@ import pandas as pd
 import torch
 
 from .adamw import run_adamw
+from .closed_form import sigma_y_spectrum, stationary_terms
 from .coupling import (
     distances_from_trivial,
     im_from_mutual_information,
+    information_rank,
     mutual_information_from_correlations,
     sap_from_correlations,
     squared_correlations,
@@ -88,6 +91,36 @@ def metrics_table(
             "sigma_w_dist": distances["sigma_w_dist"].numpy(),
             "sigma_z_dist": distances["sigma_z_dist"].numpy(),
             "residual": stationarity_residual(instance, params, beta, lam).numpy(),
+            "rank": information_rank(instance, params),
+        }
+    )
+
+
+def oracle_table(instance: Instance, m: int, beta: np.ndarray, lam: np.ndarray) -> pd.DataFrame:
+    """Per entry, what the closed form predicts at its (β, λ) (``closed_form``): the number of
+    surviving directions, the optimum's NLL, KL and L2 (NaN at β ≤ 1, where there is no unique
+    optimum), β*(λ) = 1 + 2λμ_1 above which everything collapses, and λ_c(β) = (β − 1)/(2μ_1)
+    below which everything does."""
+    mu_1 = float(sigma_y_spectrum(instance)[0][0])
+    pairs = {(float(b), float(v)) for b, v in zip(beta, lam, strict=True)}
+    known = {
+        (b, v): stationary_terms(instance, b, v, m) if b > 1 else None for b, v in sorted(pairs)
+    }
+
+    def column(key: str) -> list[float]:
+        return [
+            math.nan if known[(b, v)] is None else known[(b, v)][key]
+            for b, v in zip(beta, lam, strict=True)
+        ]
+
+    return pd.DataFrame(
+        {
+            "predicted_rank": column("rank"),
+            "oracle_nll": column("nll"),
+            "oracle_kl": column("kl"),
+            "oracle_l2": column("l2"),
+            "critical_beta": 1.0 + 2.0 * lam * mu_1,
+            "critical_lambda": (beta - 1.0) / (2.0 * mu_1),
         }
     )
 
@@ -144,11 +177,19 @@ def run_grid(
         reported_iteration = result.reported_iteration
     else:
         raise ValueError(f"unknown linear method {method!r}: expected 'fixed_point' or 'adamw'")
-    table = pd.concat([grid.table, metrics_table(instance, result.params, beta, lam)], axis=1)
+    oracle = oracle_table(instance, m, beta.numpy(), lam.numpy())
+    table = pd.concat(
+        [grid.table, metrics_table(instance, result.params, beta, lam), oracle], axis=1
+    )
     table.insert(0, "method", method)
     table["iterations"] = result.iterations.numpy()
     table["reported_iteration"] = reported_iteration.numpy()
     table["converged"] = result.converged.numpy()
+    # whether a minimum was reached is judged from the fixed point's trajectory alone
+    fixed_point = method == "fixed_point"
+    table["attained"] = result.attained.numpy() if fixed_point else pd.NA
+    for name in ("nll_per_decade", "kl_per_decade"):
+        table[name] = getattr(result, name).numpy() if fixed_point else math.nan
     return table
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-LINEAR_FIGURES = ["fig2_linear_beta_sweep", "fig3_linear_lambda_heatmaps", "fig_linear_contraction"]
+LINEAR_FIGURES = [
+    "fig2_linear_beta_sweep",
+    "fig3_linear_lambda_heatmaps",
+    "fig_linear_contraction",
+    "fig_linear_phase",
+]
 DEEP_FIGURES = [
     "fig4_beta_sweep",
     "fig5_lambda_heatmaps",
@@ -13,7 +18,7 @@ DEEP_FIGURES = [
     "fig7_reconstructions",
     "fig8_mi_heatmaps",
 ]
-LINEAR_TABLES = ["linear_metrics.csv", "linear_summary.csv"]
+LINEAR_TABLES = ["linear_metrics.csv", "linear_summary.csv", "linear_phase.csv", "linear_rays.csv"]
 DEEP_TABLES = ["deep_metrics.csv", "deep_summary.csv", "deep_summary.md", "deep_summary.tex"]
 SELECTION_TABLES = ["selection.csv", "tchebycheff_scores.csv", "pareto_front.csv"]
 LAMBDA_TABLES = ["lambda_effect.csv", "lambda_effect.md"]

@@ -132,6 +132,32 @@ def grid_heatmap(
     ax.set_ylabel(LABELS["beta"])
 
 
+def outline_region(ax: plt.Axes, inside: np.ndarray, **style) -> None:
+    """Draw the border between the cells where ``inside`` (rows × columns, the heatmap's
+    layout) is true and the others, on a heatmap drawn by ``annotated_heatmap``."""
+    rows, columns = inside.shape
+    padded = np.pad(inside.astype(bool), 1)
+    segments = []
+    for i in range(rows + 1):  # horizontal edges between rows i − 1 and i
+        for j in range(columns):
+            if padded[i, j + 1] != padded[i + 1, j + 1]:
+                segments.append(((j, i), (j + 1, i)))
+    for j in range(columns + 1):  # vertical edges between columns j − 1 and j
+        for i in range(rows):
+            if padded[i + 1, j] != padded[i + 1, j + 1]:
+                segments.append(((j, i), (j, i + 1)))
+    for (x0, y0), (x1, y1) in segments:
+        ax.plot([x0, x1], [y0, y1], solid_capstyle="butt", **style)
+
+
+def hatch_cells(ax: plt.Axes, marked: np.ndarray, hatch: str = "////") -> None:
+    """Hatch the cells of a heatmap where ``marked`` (rows × columns) is true."""
+    for i, j in zip(*np.nonzero(marked), strict=True):
+        ax.add_patch(
+            plt.Rectangle((j, i), 1, 1, fill=False, hatch=hatch, linewidth=0, edgecolor="0.15")
+        )
+
+
 def colormap(quantity: str) -> str:
     return "viridis_r" if quantity in LOWER_IS_BETTER else "viridis"
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .heatmaps import colormap, grid_heatmap, heatmap_figure, label_row
+from .heatmaps import colormap, grid_heatmap, hatch_cells, heatmap_figure, label_row, outline_region
 from .style import LABELS, METHOD_LABELS, PAGE_WIDTH, save_figure, use_style
 
 Table = pd.DataFrame | str | os.PathLike
@@ -110,7 +110,9 @@ def fig3_linear_lambda_heatmaps(
     """Fig 3: the λβ-VAE: β × λ heatmaps of the mean over restarts of NLL, SAP and I_m.
 
     One row per (problem size, method); each heatmap has its own colour scale. Reads the
-    ``linear_summary`` table (``<metric>_mean`` columns).
+    ``linear_summary`` table (``<metric>_mean`` columns). The closed form's collapse boundary is
+    outlined where it crosses the grid, and cells without a minimum are hatched
+    (``_mark_theory``).
     """
     use_style()
     table = _read(summary)
@@ -128,12 +130,30 @@ def fig3_linear_lambda_heatmaps(
             ax = axes[row, col]
             frame = rows.pivot(index="beta", columns="lambda", values=f"{metric}_mean")
             grid_heatmap(ax, frame, cmap=colormap(metric), cell_size=cell_size)
+            _mark_theory(ax, rows)
             if row == 0:
                 ax.set_title(LABELS[metric])
             if col > 0:
                 ax.set_ylabel("")
         label_row(axes[row, 0], f"n={size['n']}, {METHOD_LABELS[method]}")
     save_figure(fig, pdf_path, png_path)
+
+
+def _mark_theory(ax: plt.Axes, rows: pd.DataFrame) -> None:
+    """On a β × λ heatmap of Fig 3: outline the cells the closed form predicts collapsed
+    (β > β*(λ) = 1 + 2λμ_1, where the boundary crosses the grid) and hatch the cells where some
+    restart did not attain a minimum (the NLL still falling: β = 1 with λ > 0)."""
+
+    def grid(column: str) -> np.ndarray:
+        frame = rows.pivot(index="beta", columns="lambda", values=column)
+        return frame.sort_index().sort_index(axis=1).to_numpy(dtype=float)
+
+    collapsed = grid("predicted_rank_mean") == 0
+    if collapsed.any() and not collapsed.all():
+        outline_region(ax, collapsed, color="white", linewidth=1.6)
+        outline_region(ax, collapsed, color="black", linewidth=0.7, linestyle=(0, (2, 2)))
+    attained = grid("attained_mean")
+    hatch_cells(ax, np.isfinite(attained) & (attained < 1))
 
 
 def fig_linear_contraction(
@@ -187,4 +207,58 @@ def fig_linear_contraction(
     handles.append(plt.Line2D([], [], color="grey", ls="--", lw=0.8))
     labels.append(r"$\|B_0\|_2\,\beta^{-t}$")
     fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False)
+    save_figure(fig, pdf_path, png_path)
+
+
+def fig_linear_phase(
+    critical: Table,
+    maps: Sequence[Table],
+    summary: Table,
+    pdf_path: str | os.PathLike,
+    png_path: str | os.PathLike,
+) -> None:
+    """The phase diagram of the linear λβ-VAE: the (λ, β − 1) plane on log axes, one panel per
+    instance. The colour is the number of informative latent directions of the fixed point's
+    solution (``phase_map.csv``); lines are the closed form's β_i(λ) = 1 + 2λμ_i, one per
+    distinct eigenvalue of Σ_Y among the m largest; dots are the bisection's measured critical
+    β (``linear_phase.csv``) and crosses the λ > 0 points of the study's grid."""
+    use_style()
+    critical, summary = _read(critical), _read(summary)
+    ranks = pd.concat([_read(t) for t in maps], ignore_index=True)
+    sizes = _sizes(ranks)
+    fig, axes = plt.subplots(
+        1, len(sizes), figsize=(PAGE_WIDTH, 3.0), squeeze=False, layout="constrained"
+    )
+    top = int(ranks["rank"].max())
+    cmap = plt.get_cmap("viridis", top + 1)
+    for col, size in enumerate(sizes):
+        ax = axes[0, col]
+        grid = _of_size(ranks, size).pivot(index="beta", columns="lambda", values="rank")
+        mesh = ax.pcolormesh(
+            grid.columns, grid.index - 1, grid.to_numpy(), cmap=cmap, vmin=-0.5,
+            vmax=top + 0.5, shading="nearest",
+        )  # fmt: skip
+        lambdas = np.geomspace(grid.columns.min(), grid.columns.max(), 50)
+        measured = _of_size(critical, size)
+        for mu in np.unique(measured["mu"].round(12))[::-1]:
+            ax.plot(lambdas, 2 * lambdas * mu, color="white", lw=0.9)
+            ax.annotate(f"μ={mu:.3g}", (lambdas[-1], 2 * lambdas[-1] * mu), fontsize=6,
+                        color="white", ha="right", va="bottom")  # fmt: skip
+        ax.scatter(measured["lambda"], measured["measured_beta"] - 1, s=12, color="black",
+                   zorder=3, label="measured critical β")  # fmt: skip
+        points = _of_size(summary, size)
+        points = points[(points["lambda"] > 0) & (points["beta"] > 1)]
+        ax.scatter(points["lambda"], points["beta"] - 1, marker="x", s=14, color="red",
+                   zorder=3, label="the study's grid")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(grid.index.min() - 1, grid.index.max() - 1)
+        ax.set_xlabel(LABELS["lambda"])
+        ax.set_ylabel(f"{LABELS['beta']} − 1")
+        ax.set_title(_size_label(size))
+    fig.colorbar(mesh, ax=axes[0, -1], ticks=range(top + 1), label="informative directions")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="grey", lw=0.9))
+    labels.append(r"closed form $\beta_i = 1 + 2\lambda\mu_i$")
+    fig.legend(handles, labels, loc="outside upper center", ncols=3, frameon=False)
     save_figure(fig, pdf_path, png_path)
