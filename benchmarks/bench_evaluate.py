@@ -8,9 +8,10 @@ does on the real data. The model is a randomly initialised VAE of the paper's ar
 
     python benchmarks/bench_evaluate.py --threads 2
 
-prints the end-to-end time of ``evaluate_checkpoint`` and the time of each phase measured on its
-own: encode (μ of all evaluation images), MI/MIG, SAP (L × K LinearSVC fits), NLL (encode and
-decode of all evaluation images). Wall times depend on what else runs on the machine; the CPU
+prints the end-to-end time of ``evaluate_checkpoint`` (scoring the encoder mean alone, then the
+mean and the sampled representation) and the time of each phase measured on its own: encode (μ
+of all evaluation images), MI/MIG, SAP (L × K LinearSVC fits), NLL (encode and decode of all
+evaluation images). Wall times depend on what else runs on the machine; the CPU
 times (all threads of this process) much less.
 """
 
@@ -43,6 +44,7 @@ from lambdabeta.evaluate import (
 from lambdabeta.io import write_json
 from lambdabeta.loader import load_prepared
 from lambdabeta.model import VAE, save_model
+from lambdabeta.settings import EvaluationSettings
 
 
 def parse_args() -> argparse.Namespace:
@@ -136,21 +138,26 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         f"evaluate_checkpoint: {args.num_train} + {args.num_test} images, m = {args.latent_dim}, "
         f"{args.threads} threads, device {args.device}, torch {torch.__version__}"
     )
-    _, total = timed(
-        "end to end (evaluate_checkpoint)",
-        evaluate_checkpoint,
-        model_path,
-        dataset_dir,
-        curve,
-        num_train=args.num_train,
-        num_test=args.num_test,
-        num_bins=args.num_bins,
-        sap_c=args.sap_c,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=args.device,
-        threads=args.threads,
-    )
+    for representations in (("mean",), ("mean", "sampled")):
+        settings = EvaluationSettings(
+            num_train=args.num_train,
+            num_test=args.num_test,
+            num_bins=args.num_bins,
+            sap_c=args.sap_c,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+            representations=representations,
+        )
+        _, total = timed(
+            f"end to end, representations {'+'.join(representations)}",
+            evaluate_checkpoint,
+            model_path,
+            dataset_dir,
+            curve,
+            settings,
+            threads=args.threads,
+        )
 
     print("phases, measured one by one")
     dataset = load_prepared(dataset_dir)

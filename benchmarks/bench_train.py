@@ -17,6 +17,11 @@ paper's full grid.
     python benchmarks/bench_train.py --threads 2                   # CPU, config defaults
     python benchmarks/bench_train.py --threads 2 --channels-last
     python benchmarks/bench_train.py --device cuda --cuda-graphs --precision bf16
+    python benchmarks/bench_train.py --threads 2 --adaptive 7   # + (c): λ set by the controller
+
+(c), with ``--adaptive NATS``: ours as a finetune whose λ the adaptive controller
+(``lambdabeta.control``) sets to hold a KL rate of NATS, in the same alternation: the price of
+the controller per step against (a).
 """
 
 from __future__ import annotations
@@ -100,8 +105,17 @@ class BaselineLoop:
 class OursLoop:
     """``lambdabeta.training.train``; ``run(steps)`` trains a fresh phase of that many steps."""
 
-    def __init__(self, images: np.ndarray, args: argparse.Namespace, workdir: Path):
+    def __init__(
+        self,
+        images: np.ndarray,
+        args: argparse.Namespace,
+        workdir: Path,
+        controller: dict | None = None,
+        init_model: Path | None = None,
+    ):
         self.images, self.args, self.workdir, self.runs = images, args, workdir, 0
+        # an adaptive finetune (controller set) starts from init_model
+        self.controller, self.init_model = controller, init_model
 
     def run(self, steps: int) -> float:
         """Seconds taken by the training loop of a ``steps``-step phase (setup excluded)."""
@@ -111,7 +125,7 @@ class OursLoop:
             beta=args.beta,
             lam=args.lam,
             seed=self.runs,
-            phase="stabilize",
+            phase="stabilize" if self.controller is None else "finetune",
             run_name="bench",
             batch_size=args.batch_size,
             latent_dim=args.latent_dim,
@@ -124,8 +138,9 @@ class OursLoop:
             channels_last=args.channels_last,
             cuda_graphs=args.cuda_graphs,
             threads=args.threads,
+            controller=self.controller,
         )
-        out = self.workdir / str(self.runs)
+        out = self.workdir / f"{id(self)}-{self.runs}"
         self.runs += 1
         summary = train(
             settings,
@@ -135,8 +150,21 @@ class OursLoop:
             summary_path=out / "summary.json",
             progress_dir=out / "progress",
             progress_interval=3600.0,
+            init_model=self.init_model,
         )
         return steps / summary["steps_per_second"]
+
+
+def adaptive_loop(images: np.ndarray, args: argparse.Namespace, workdir: Path) -> OursLoop:
+    """Ours as adaptive finetunes, from a model of one stabilize step (any model will do)."""
+    start = OursLoop(images, args, workdir / "start")
+    start.run(1)
+    controller = {
+        "target": args.adaptive, "proportional": 0.5, "integral": 0.01, "lambda_min": 1e-3,
+        "lambda_max": 1e4, "initial_lambda": 1.0, "ramp_steps": 0, "averaging": 0.99,
+    }  # fmt: skip
+    model = next((workdir / "start").glob("*/model.pt"))
+    return OursLoop(images, args, workdir, controller=controller, init_model=model)
 
 
 def machine_busy_seconds() -> float:
@@ -178,6 +206,10 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the step")
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
     parser.add_argument("--cuda-graphs", action="store_true", help="capture the step (CUDA)")
+    parser.add_argument(
+        "--adaptive", type=float, default=None, metavar="NATS",
+        help="also time ours as an adaptive-λ finetune holding this KL rate",
+    )  # fmt: skip
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -197,11 +229,13 @@ def main() -> None:
     )
 
     chunk = max(1, args.steps // args.chunks)
-    loops = {"ours": None, "baseline": BaselineLoop(images, args, device)}
-    seconds: dict[str, list[float]] = {"ours": [], "baseline": []}
-    others: dict[str, list[float]] = {"ours": [], "baseline": []}
+    loops: dict[str, BaselineLoop | OursLoop] = {"baseline": BaselineLoop(images, args, device)}
     with tempfile.TemporaryDirectory() as workdir:
-        loops["ours"] = OursLoop(images, args, Path(workdir))
+        loops = {"ours": OursLoop(images, args, Path(workdir))} | loops
+        if args.adaptive is not None:
+            loops["adaptive"] = adaptive_loop(images, args, Path(workdir))
+        seconds: dict[str, list[float]] = {name: [] for name in loops}
+        others: dict[str, list[float]] = {name: [] for name in loops}
         for loop in loops.values():
             loop.run(args.warmup)
         for _ in range(args.chunks):
@@ -219,13 +253,19 @@ def main() -> None:
     columns = ("median", "best", "overall", f"quiet<{args.quiet:.0%}")
     print(f"{'':28s}" + "".join(f"{c:>12s}" for c in columns))
     summary = {}
-    for name, label in (("ours", "ours (lambdabeta train)"), ("baseline", "baseline (DataLoader)")):
+    labels = {"ours": "ours (lambdabeta train)", "baseline": "baseline (DataLoader)",
+              "adaptive": "ours, adaptive λ"}  # fmt: skip
+    for name in loops:
+        label = labels[name]
         overall = chunk * args.chunks / sum(seconds[name])
         quiet_median = np.median(quiet[name]) if quiet[name].size else np.nan
         summary[name] = (np.median(rates[name]), rates[name].max(), overall, quiet_median)
         print(f"{label:28s}" + "".join(f"{v:12.2f}" for v in summary[name]) + "  steps/s")
     ratios = [a / b for a, b in zip(summary["ours"], summary["baseline"], strict=True)]
     print(f"{'speed-up (ours / baseline)':28s}" + "".join(f"{r:11.2f}×" for r in ratios))
+    if "adaptive" in summary:
+        ratios = [a / b for a, b in zip(summary["adaptive"], summary["ours"], strict=True)]
+        print(f"{'adaptive / static (ours)':28s}" + "".join(f"{r:11.2f}×" for r in ratios))
     quiet_counts = {name: int(values.size) for name, values in quiet.items()}
     print(f"quiet chunks: {quiet_counts} of {args.chunks} each")
     unit = "GPU" if device.type == "cuda" else "CPU"

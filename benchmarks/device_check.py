@@ -48,7 +48,7 @@ from lambdabeta import linear  # noqa: E402
 from lambdabeta.devices import select_device  # noqa: E402
 from lambdabeta.evaluate import evaluate_checkpoint  # noqa: E402
 from lambdabeta.model import VAE, save_model  # noqa: E402
-from lambdabeta.settings import TrainSettings  # noqa: E402
+from lambdabeta.settings import EvaluationSettings, TrainSettings  # noqa: E402
 from lambdabeta.training import train  # noqa: E402
 
 # The training options of the table: (label, TrainSettings overrides, needs CUDA)
@@ -203,10 +203,9 @@ def evaluation_row(device: str, sizes: Sizes, workdir: Path) -> Row:
         workdir / "eval-model.pt",
         dataset,
         curve,
-        num_train=sizes.num_train,
-        num_test=sizes.num_test,
-        bce_window=10,
-        device=device,
+        EvaluationSettings(
+            num_train=sizes.num_train, num_test=sizes.num_test, bce_window=10, device=device
+        ),
     )
     seconds = time.perf_counter() - start
     setting = f"{sizes.num_train} + {sizes.num_test} images"

@@ -140,7 +140,7 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def evaluated(checkpoint):
     """The evaluation of ``checkpoint`` with the test settings."""
-    return evaluate_checkpoint(*checkpoint, **SETTINGS)
+    return evaluate_checkpoint(*checkpoint, EvaluationSettings(**SETTINGS))
 
 
 # ---- sampling ----------------------------------------------------------------------------------
@@ -304,7 +304,7 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, evaluated):
     assert sample.reconstructions.shape == (3, 64, 64, 1)
     assert sample.reconstructions.dtype == np.uint8
 
-    again = evaluate_checkpoint(model_path, dataset_dir, curve, **SETTINGS)
+    again = evaluate_checkpoint(model_path, dataset_dir, curve, EvaluationSettings(**SETTINGS))
     for key in METRIC_KEYS - {"eval_seconds"}:
         assert again.metrics[key] == metrics[key], key
 
@@ -318,14 +318,14 @@ def test_reconstruction_nll_is_measured_on_the_chosen_test_images(checkpoint, ev
     assert evaluated.metrics["recon_nll"] == pytest.approx(
         reconstruction_nll(model, images, test_rows, 16), rel=1e-6
     )
-    subset = evaluate_checkpoint(*checkpoint, **{**SETTINGS, "nll_images": 5})
+    subset = evaluate_checkpoint(*checkpoint, EvaluationSettings(**SETTINGS, nll_images=5))
     assert subset.metrics["nll_images"] == 5
     assert subset.metrics["recon_nll"] == pytest.approx(
         reconstruction_nll(model, images, test_rows[:5], 16), rel=1e-6
     )
     assert subset.metrics["mig"] == evaluated.metrics["mig"]  # nothing else changes
     with pytest.raises(ValueError, match="nll_images"):
-        evaluate_checkpoint(*checkpoint, **{**SETTINGS, "nll_images": 17})
+        EvaluationSettings(**SETTINGS, nll_images=17)
 
 
 def test_evaluate_checkpoint_uses_the_same_images_for_every_model(checkpoint, evaluated, tmp_path):
@@ -334,7 +334,7 @@ def test_evaluate_checkpoint_uses_the_same_images_for_every_model(checkpoint, ev
     torch.manual_seed(1)
     save_model(other_path, VAE(in_channels=1, latent_dim=4), {"beta": 8.0})
     first = evaluated
-    second = evaluate_checkpoint(other_path, dataset_dir, curve, **SETTINGS)
+    second = evaluate_checkpoint(other_path, dataset_dir, curve, EvaluationSettings(**SETTINGS))
     np.testing.assert_array_equal(first.reconstructions.indices, second.reconstructions.indices)
     np.testing.assert_array_equal(first.reconstructions.originals, second.reconstructions.originals)
     assert first.metrics["recon_nll"] != second.metrics["recon_nll"]
@@ -343,16 +343,16 @@ def test_evaluate_checkpoint_uses_the_same_images_for_every_model(checkpoint, ev
 def test_evaluate_checkpoint_refuses_too_many_evaluation_images(checkpoint):
     model_path, dataset_dir, curve = checkpoint
     with pytest.raises(ValueError, match="has 60 images, fewer than"):
-        evaluate_checkpoint(model_path, dataset_dir, curve, **{**SETTINGS, "num_train": 50})
+        evaluate_checkpoint(
+            model_path, dataset_dir, curve, EvaluationSettings(**{**SETTINGS, "num_train": 50})
+        )
 
 
-def test_evaluation_settings_as_object_or_keywords_agree(checkpoint, evaluated):
-    again = evaluate_checkpoint(*checkpoint, EvaluationSettings(**SETTINGS))
-    assert again.metrics["mig"] == evaluated.metrics["mig"]
-    with pytest.raises(TypeError, match="either"):
-        evaluate_checkpoint(*checkpoint, EvaluationSettings(**SETTINGS), num_bins=5)
+def test_evaluation_takes_its_settings_as_one_object(checkpoint):
+    with pytest.raises(TypeError, match="EvaluationSettings"):
+        evaluate_checkpoint(*checkpoint, dict(SETTINGS))
     with pytest.raises(ValueError, match="typo"):
-        evaluate_checkpoint(*checkpoint, **{**SETTINGS, "typo": 1})
+        EvaluationSettings.from_dict({**SETTINGS, "typo": 1})
 
 
 def test_write_evaluation_files(evaluated, tmp_path):
@@ -363,6 +363,8 @@ def test_write_evaluation_files(evaluated, tmp_path):
         "metrics_path": out / "metrics.json",
         "mi_matrix_path": out / "mi_matrix.csv",
         "reconstructions_path": out / "reconstructions.npz",
+        "traversals_path": out / "traversals.npz",
+        "mi_matrix_sampled_path": out / "mi_matrix_sampled.csv",
     }
     write_evaluation(result, run=run, **paths)
 
@@ -383,10 +385,19 @@ def test_write_evaluation_files(evaluated, tmp_path):
             arrays["reconstructions"], result.reconstructions.reconstructions
         )
         np.testing.assert_array_equal(arrays["indices"], result.reconstructions.indices)
+    with np.load(paths["traversals_path"]) as arrays:
+        assert arrays["images"].shape[:2] == (result.metrics["latent_dim"], 7)
+        assert arrays["images"].dtype == np.uint8
+        kl = np.asarray(result.metrics["kl_per_latent"])
+        assert (np.diff(kl[arrays["order"]]) <= 0).all()  # latents by decreasing KL
+    sampled = pd.read_csv(paths["mi_matrix_sampled_path"]).drop(columns="latent")
+    np.testing.assert_allclose(sampled.to_numpy(), result.mi_matrices["sampled"])
     assert sorted(p.name for p in out.iterdir()) == [
         "metrics.json",
         "mi_matrix.csv",
+        "mi_matrix_sampled.csv",
         "reconstructions.npz",
+        "traversals.npz",
     ]  # no temporary files left behind
 
     with pytest.raises(ValueError, match=r"lacks key\(s\) \['lambda'\]"):
@@ -402,6 +413,7 @@ def test_entry_point_honours_the_snakemake_contract(checkpoint, tmp_path):
             "metrics": out / "metrics.json",
             "mi_matrix": out / "mi_matrix.csv",
             "reconstructions": out / "reconstructions.npz",
+            "traversals": out / "traversals.npz",
         },
         "params": {
             "settings": {k: v for k, v in SETTINGS.items() if k not in ("batch_size", "device")},

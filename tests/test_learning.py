@@ -11,7 +11,7 @@ from lambdabeta.evaluate import evaluate_checkpoint
 from lambdabeta.loader import load_prepared
 from lambdabeta.model import save_model
 from lambdabeta.prepare import prepare
-from lambdabeta.settings import TrainSettings
+from lambdabeta.settings import EvaluationSettings, TrainSettings
 from lambdabeta.training import train
 from lambdabeta.training.streams import initial_model
 
@@ -63,8 +63,12 @@ def trained_and_untrained_metrics(tmp_path, dataset_dir, images, seed: int) -> t
     untrained = out / "untrained.pt"
     save_model(untrained, initial_model(1, TRAINING["latent_dim"], seed=seed), {"phase": "init"})
     curve = out / "train_log.csv"
-    after = evaluate_checkpoint(out / "model.pt", dataset_dir, curve, **EVALUATION).metrics
-    before = evaluate_checkpoint(untrained, dataset_dir, curve, **EVALUATION).metrics
+    after = evaluate_checkpoint(
+        out / "model.pt", dataset_dir, curve, EvaluationSettings(**EVALUATION)
+    ).metrics
+    before = evaluate_checkpoint(
+        untrained, dataset_dir, curve, EvaluationSettings(**EVALUATION)
+    ).metrics
     return before, after
 
 

@@ -23,8 +23,10 @@ TABLES_AND_FIGURES = {
     "fig_linear_phase": {f"results/figures/fig_linear_phase.{e}" for e in ("pdf", "png")},
 }
 PHASE = {
-    "linear_phase": {f"{DIMS}/{name}.csv" for name in ("phase", "phase_map", "rays")},
-    "linear_phase_tables": {"results/tables/linear_phase.csv", "results/tables/linear_rays.csv"},
+    "linear_phase": {f"{DIMS}/{name}.csv" for name in ("phase", "phase_map", "rays", "adaptive")},
+    "linear_phase_tables": {
+        f"results/tables/linear_{name}.csv" for name in ("phase", "rays", "adaptive")
+    },
     "fig_linear_phase": {f"results/figures/fig_linear_phase.{e}" for e in ("pdf", "png")},
 }
 CONTRACTION = {

@@ -141,7 +141,13 @@ def test_no_nvidia_smi_means_no_gpu():
 def test_the_claims_rule_reads_every_table_of_the_studies_run():
     inputs = claims.claim_inputs(config())
     names = {key for table in TABLES.values() for key in table.keys}
-    assert set(inputs) == names
+    # the config scores the encoder mean alone: no sampled MI matrices
+    assert set(inputs) == {name for name in names if not name.endswith("_sampled")}
+    sampled = claims.claim_inputs(
+        config(deep=deep_section() | {"evaluate": {"representations": ["mean", "sampled"]}})
+    )
+    assert set(sampled) == names
+    assert sampled["mi_reference_sampled"][0].endswith("lambda0/mi_matrix_sampled.csv")
     assert inputs["traces"] == [
         "results/linear/n12_m3_s2/contraction.csv",
         "results/linear/n8_m3_s2/contraction.csv",
@@ -152,7 +158,8 @@ def test_the_claims_rule_reads_every_table_of_the_studies_run():
     ]
     assert inputs["mi_concentrated"][0] == "results/runs/toy/beta8/seed0/lambda4/mi_matrix.csv"
     linear_only = claims.claim_inputs(config(deep={"datasets": []}))
-    assert set(linear_only) == {"linear", "traces"}
+    # the linear study's tables: the grid, the contraction traces and the phase job's three
+    assert set(linear_only) == {"linear", "traces", "rays", "phase", "linear_adaptive"}
     deep_only = claims.claim_inputs(config(linear=None))
     assert "linear" not in deep_only and "metrics" in deep_only
     one_pair = config(figures={"seed": 0, "mi_heatmaps": [[1, 0]]})

@@ -308,5 +308,5 @@ def test_entry_point_draws_the_figure_it_is_asked_for(
     ((fig, paths),) = drawn
     assert paths == (str(pdf), str(png))
     assert [ax.get_title() for ax in panels(fig)] == [LABELS[m] for m in deep.SWEEP_METRICS]
-    with pytest.raises(ValueError, match=r"params\.figure is 'fig9'"):
-        run("fig9")
+    with pytest.raises(ValueError, match=r"params\.figure is 'fig10'"):
+        run("fig10")

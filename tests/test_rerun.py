@@ -118,6 +118,11 @@ def test_only_science_reruns_jobs(tmp_path):
         "stabilize": 1, "finetune": 2, "evaluate": 3, "deep_tables": 1,
         "select_hyperparameters": 1,
     }  # fmt: skip
+    # adaptive finetunes are runs of their own: adding them retrains no static run
+    adaptive = {"enabled": True, "target": 2.0}
+    assert planned(tmp_path, with_setting(config, "deep.adaptive", adaptive)) == {
+        "adapt": 2, "evaluate": 2, "deep_tables": 1, "select_hyperparameters": 1,
+    }  # fmt: skip
     # an evaluation setting re-evaluates every model and retrains none
     assert planned(tmp_path, with_setting(config, "deep.evaluate.num_bins", 10)) == {
         "evaluate": 6, "deep_tables": 1, "select_hyperparameters": 1,

@@ -22,9 +22,13 @@ TINY_LINEAR = {
         "methods": ["fixed_point", "adamw"],
         "adamw": {"steps": 200, "lr": 1.0e-2},
         "contraction": {"betas": [2, 4], "lambdas": [0, 2], "iterations": 10, "restarts": 2},
-        "phase": {"lambdas": [0.5], "rays": [0.25], "ray_betas": [2, 4], "ray_restarts": 1,
-                  "scan": [1.0e-2, 1.0e3, 2], "resolution": 1.0e-2, "map_points": 4,
-                  "max_iter": 5000},  # fmt: skip
+        "phase": {
+            **{"lambdas": [0.5], "rays": [0.25], "ray_betas": [2, 4], "ray_restarts": 1},
+            **{"scan": [1.0e-2, 1.0e3, 2], "resolution": 1.0e-2, "map_points": 4},
+            "max_iter": 5000,
+            "adaptive_betas": [2, 8],
+            "adaptive_iterations": 60,
+        },
     },
     "deep": {"datasets": [], "betas": [1], "lambdas": [0], "seeds": [0]},
 }

@@ -3,7 +3,11 @@
 
 rule deep_tables:
     input:
-        metrics=[f"{run}/metrics.json" for run in all_runs("stabilize") + all_runs("finetune")],
+        metrics=[
+            f"{run}/metrics.json"
+            for phase in ("stabilize", "finetune", "adaptive")
+            for run in all_runs(phase)
+        ],
     output:
         metrics=report(
             "results/tables/deep_metrics.csv",

@@ -48,7 +48,9 @@ def prepared_images(dataset):
 
 
 def all_runs(phase):
-    """Run folders of one phase over the whole grid."""
+    """Run folders of one phase over the whole grid (`adaptive`: the adaptive finetunes)."""
+    if phase == grid.ADAPTIVE:
+        return [run.path for run in grid.adaptive_runs(DEEP.section)]
     return [run.path for run in grid.runs(DEEP.section, phase)]
 
 
@@ -57,20 +59,48 @@ def evaluated_run(wildcards):
     return grid.Run.from_name(wildcards.run).record()
 
 
+def evaluation_outputs():
+    """The files an evaluation writes in its run folder (the sampled MI matrix when
+    `deep.evaluate.representations` scores the sampled representation)."""
+    files = {
+        "metrics": "metrics.json",
+        "mi_matrix": "mi_matrix.csv",
+        "reconstructions": "reconstructions.npz",
+        "traversals": "traversals.npz",
+    }
+    if DEEP.datasets and "sampled" in DEEP.section["evaluate"]["representations"]:
+        files["mi_matrix_sampled"] = "mi_matrix_sampled.csv"
+    return {key: f"{grid.RUN_DIR}/{name}" for key, name in files.items()}
+
+
+TRAVERSAL_PAIRS = config["figures"]["traversals"] or config["figures"]["mi_heatmaps"]
+
+
 def figure_runs(pairs):
     """The runs (records with their folder) that show the requested (β, λ) pairs."""
     return checks.figure_runs(config, pairs)
 
 
 TRAINING_RULES = training.training_rules(DEEP, training.Finished(DEEP))
+ADAPTIVE_RUNS = grid.adaptive_runs(DEEP.section) if DEEP.datasets else []
 
 
 def training_input(job):
-    """A training rule's input: its dataset and, for finetunes, the one stabilized model."""
+    """A training rule's input: its dataset and, for finetunes, the one stabilized model (and
+    for an adaptive λ whose target is a reference model's rate, that model's curve)."""
     files = {"images": ancient(job.images)}
     if job.init is not None:
         files["init"] = job.init
+    if job.reference is not None:
+        files["reference"] = job.reference
     return files
+
+
+def training_science(job):
+    """A training rule's `params`: the science every run of the rule shares."""
+    if job.adaptive:
+        return lambda wildcards: DEEP.adaptive_science()
+    return lambda wildcards: DEEP.phase_science(job.phase)
 
 
 def inherit_profile_settings(name, phase):

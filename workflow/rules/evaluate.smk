@@ -1,6 +1,7 @@
-# Evaluation (paper §5.2, disentanglement_lib's metrics) of every stabilized and every finetuned model: MIG, SAP, I_m, the MI
-# matrix, reconstruction NLL, per-latent KL. {run} is a run folder below results/runs/, e.g.
-# dsprites/beta8/seed0 (phase 1) or dsprites/beta8/seed0/lambda4 (phase 2).
+# Evaluation (paper §5.2, disentanglement_lib's metrics) of every stabilized and every finetuned
+# model: MIG, SAP, I_m and the MI matrix of the encoder mean and of one sample per image, the
+# reconstruction NLL, per-latent KL, reconstructions and latent traversals. {run} is a run folder
+# below results/runs/, e.g. dsprites/beta8/seed0 (phase 1) or dsprites/beta8/seed0/lambda4.
 
 
 rule evaluate:
@@ -9,9 +10,7 @@ rule evaluate:
         curve=f"{grid.RUN_DIR}/train_log.csv",
         images=lambda wildcards: prepared_images(evaluated_run(wildcards)["dataset"]),
     output:
-        metrics=f"{grid.RUN_DIR}/metrics.json",
-        mi_matrix=f"{grid.RUN_DIR}/mi_matrix.csv",
-        reconstructions=f"{grid.RUN_DIR}/reconstructions.npz",
+        **evaluation_outputs(),
     log:
         "logs/evaluate/{run}.log",
     conda:

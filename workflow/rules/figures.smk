@@ -91,6 +91,25 @@ rule fig4_beta_sweep:
         "../scripts/plot_deep.py"
 
 
+rule fig4_beta_sweep_sampled:
+    input:
+        metrics="results/tables/deep_metrics.csv",
+    output:
+        **figure_outputs("fig4_beta_sweep_sampled", "fig4_sampled", "Deep λβ-VAE"),
+    log:
+        "logs/figures/fig4_beta_sweep_sampled.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        figure="fig4",
+        datasets=DEEP.datasets,
+        reconstruction_metric=DEEP.reconstruction_metric,
+        representation="sampled",
+    script:
+        "../scripts/plot_deep.py"
+
+
 rule fig5_lambda_heatmaps:
     input:
         summary="results/tables/deep_summary.csv",
@@ -109,8 +128,29 @@ rule fig5_lambda_heatmaps:
         "../scripts/plot_deep.py"
 
 
+rule fig5_lambda_heatmaps_sampled:
+    input:
+        summary="results/tables/deep_summary.csv",
+    output:
+        **figure_outputs("fig5_lambda_heatmaps_sampled", "fig5_sampled", "Deep λβ-VAE"),
+    log:
+        "logs/figures/fig5_lambda_heatmaps_sampled.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        figure="fig5",
+        datasets=DEEP.datasets,
+        reconstruction_metric=DEEP.reconstruction_metric,
+        representation="sampled",
+    script:
+        "../scripts/plot_deep.py"
+
+
+# Fig 6 marks the adaptive finetunes' final λ on its heatmaps (from deep_metrics.csv)
 rule fig6_tchebycheff:
     input:
+        **({"metrics": "results/tables/deep_metrics.csv"} if ADAPTIVE_RUNS else {}),
         scores="results/tables/tchebycheff_scores.csv",
     output:
         **figure_outputs("fig6_tchebycheff", "fig6", "Selection"),
@@ -162,5 +202,39 @@ rule fig8_mi_heatmaps:
     params:
         figure="fig8",
         settings=figure_runs(config["figures"]["mi_heatmaps"]),
+    script:
+        "../scripts/plot_deep.py"
+
+
+rule fig9_traversals:
+    input:
+        traversals=[f"{s['run']}/traversals.npz" for s in figure_runs(TRAVERSAL_PAIRS)],
+    output:
+        **figure_outputs("fig9_traversals", "fig9", "Deep λβ-VAE"),
+    log:
+        "logs/figures/fig9_traversals.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        figure="fig9",
+        settings=figure_runs(TRAVERSAL_PAIRS),
+    script:
+        "../scripts/plot_deep.py"
+
+
+rule fig_adaptive:
+    input:
+        curves=[f"{run.path}/train_log.csv" for run in ADAPTIVE_RUNS],
+    output:
+        **figure_outputs("fig_adaptive", "fig_adaptive", "Deep λβ-VAE"),
+    log:
+        "logs/figures/fig_adaptive.log",
+    localrule: True
+    conda:
+        "../../envs/analysis.yaml"
+    params:
+        figure="adaptive",
+        runs=[run.record() | {"path": run.path} for run in ADAPTIVE_RUNS],
     script:
         "../scripts/plot_deep.py"

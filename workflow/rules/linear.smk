@@ -74,6 +74,7 @@ rule linear_phase:
         critical="results/linear/{dims}/phase.csv",
         map="results/linear/{dims}/phase_map.csv",
         rays="results/linear/{dims}/rays.csv",
+        adaptive="results/linear/{dims}/adaptive.csv",
     log:
         "logs/linear/{dims}/phase.log",
     conda:
@@ -91,6 +92,7 @@ rule linear_phase_tables:
     input:
         critical=expand("results/linear/{dims}/phase.csv", dims=LINEAR_DIMS),
         rays=expand("results/linear/{dims}/rays.csv", dims=LINEAR_DIMS),
+        adaptive=expand("results/linear/{dims}/adaptive.csv", dims=LINEAR_DIMS),
     output:
         critical=report(
             "results/tables/linear_phase.csv",
@@ -99,6 +101,7 @@ rule linear_phase_tables:
             labels={"table": "phase boundary"},
         ),
         rays="results/tables/linear_rays.csv",
+        adaptive="results/tables/linear_adaptive.csv",
     log:
         "logs/linear/phase_tables.log",
     localrule: True

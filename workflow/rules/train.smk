@@ -28,11 +28,12 @@ for job in TRAINING_RULES:
         resources:
             **job_resources(job.phase),
         params:
-            settings=lambda wildcards, phase=job.phase: DEEP.phase_science(phase),
+            settings=training_science(job),
             members=job.members,
         script:
             "../scripts/train.py"
 
     if job.packed:
         workflow.ruleorder(job.name, job.phase)
+    if job.packed or job.adaptive:
         inherit_profile_settings(job.name, job.phase)

@@ -3,6 +3,7 @@
 from lambdabeta.aggregate import (
     changes_vs_baseline,
     collect_metrics,
+    metric_columns,
     summarize,
     summary_latex,
     summary_markdown,
@@ -12,7 +13,7 @@ from lambdabeta.io import atomic_path, log_to_file
 logger = log_to_file(snakemake.log[0])
 
 metrics = collect_metrics(snakemake.input.metrics)
-summary = changes_vs_baseline(summarize(metrics))
+summary = changes_vs_baseline(summarize(metrics, metric_columns(metrics)))
 logger.info("%d models in %d (dataset, phase, β, λ) groups", len(metrics), len(summary))
 
 with atomic_path(snakemake.output.metrics) as tmp:

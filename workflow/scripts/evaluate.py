@@ -29,5 +29,7 @@ write_evaluation(
     metrics_path=snakemake.output.metrics,
     mi_matrix_path=snakemake.output.mi_matrix,
     reconstructions_path=snakemake.output.reconstructions,
+    traversals_path=snakemake.output.traversals,
+    mi_matrix_sampled_path=snakemake.output.get("mi_matrix_sampled"),
     run=snakemake.params.run,
 )

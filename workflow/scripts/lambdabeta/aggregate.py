@@ -24,17 +24,29 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .grid import PHASES, RUN_KEYS
+from .grid import RECORD_PHASES, RUN_KEYS
 from .io import read_json
 
 logger = logging.getLogger("lambdabeta")
 
 # the phases in protocol order, which is also the order of every table
-PHASE_TITLES = {"stabilize": "stabilization (β-VAE, λ = 0)", "finetune": "finetuning (λβ-VAE)"}
+PHASE_TITLES = {
+    "stabilize": "stabilization (β-VAE, λ = 0)",
+    "finetune": "finetuning (λβ-VAE)",
+    "adaptive": "finetuning with adaptive λ",
+}
 GROUP_KEYS = ("dataset", "phase", "beta", "lambda")
 SUMMARY_METRICS = ("recon_nll", "train_bce", "mig", "sap", "im", "active_latents", "kl_total")
-# Scalars of metrics.json kept in deep_metrics besides the metrics (how each model was evaluated).
-EVALUATION_KEYS = ("num_train", "num_test", "num_bins", "eval_seconds")
+# The scores of the other representations (lambdabeta.evaluate): in the tables when every record
+# of a run has them.
+REPRESENTATION_METRICS = (
+    *("mig_sampled", "sap_sampled", "im_sampled"),
+    *("mig_active", "sap_active", "im_active"),
+    *("final_lambda", "control_error", "control_target"),
+)
+# Scalars of metrics.json kept in deep_metrics besides the metrics: how each model was evaluated,
+# and what a latent independent of every factor scores (the plug-in bias of MIG and I_m).
+EVALUATION_KEYS = ("num_train", "num_test", "num_bins", "mig_bias", "im_bias", "eval_seconds")
 
 # The baseline every change is measured from: the plain VAE without the λ penalty.
 BASELINE_BETA = 1.0
@@ -49,6 +61,8 @@ DISPLAY_DECIMALS = {
     "im": 2,
     "active_latents": 1,
     "kl_total": 1,
+    "mig_sampled": 3,
+    "im_sampled": 2,
 }
 MARKDOWN_HEADERS = {
     "recon_nll": "recon. NLL",
@@ -58,6 +72,8 @@ MARKDOWN_HEADERS = {
     "im": "I_m",
     "active_latents": "active latents",
     "kl_total": "total KL",
+    "mig_sampled": "MIG (sampled)",
+    "im_sampled": "I_m (sampled)",
 }
 LATEX_HEADERS = {
     "recon_nll": "recon.\\ NLL",
@@ -67,6 +83,8 @@ LATEX_HEADERS = {
     "im": "$I_m$",
     "active_latents": "active latents",
     "kl_total": "total KL",
+    "mig_sampled": "MIG (sampled)",
+    "im_sampled": "$I_m$ (sampled)",
 }
 
 
@@ -76,11 +94,12 @@ LATEX_HEADERS = {
 def collect_metrics(
     paths: Iterable[str | os.PathLike],
     columns: Sequence[str] = SUMMARY_METRICS,
+    optional: Sequence[str] = REPRESENTATION_METRICS,
 ) -> pd.DataFrame:
     """Read ``metrics.json`` files into one table, one row per evaluated model.
 
-    Columns: the run keys ``dataset, phase, beta, lambda, seed``, then the metric ``columns``,
-    then the evaluation settings ``num_train, num_test, num_bins, eval_seconds`` where present.
+    Columns: the run keys ``dataset, phase, beta, lambda, seed``, then the metric ``columns``
+    and the ``optional`` ones every record has, then ``EVALUATION_KEYS`` where present.
     Rows are sorted by dataset, phase (stabilization first), β, λ and seed. A stabilization
     record whose ``lambda`` is null is read as λ = 0, the value it was trained at.
 
@@ -89,13 +108,17 @@ def collect_metrics(
     table would only fail later, further from the cause.
     """
     records, sources = [], {}
-    for path in paths:
-        record = read_json(path)
+    paths = list(paths)
+    present = [read_json(path) for path in paths]
+    columns = [*columns, *(c for c in optional if present and all(c in r for r in present))]
+    for path, record in zip(paths, present, strict=True):
         missing = [key for key in (*RUN_KEYS, *columns) if key not in record]
         if missing:
             raise ValueError(f"{path}: metrics record lacks the keys {missing}")
-        if record["phase"] not in PHASES:
-            raise ValueError(f"{path}: phase is {record['phase']!r}, expected one of {PHASES}")
+        if record["phase"] not in RECORD_PHASES:
+            raise ValueError(
+                f"{path}: phase is {record['phase']!r}, expected one of {RECORD_PHASES}"
+            )
         if record["lambda"] is None and record["phase"] == "stabilize":
             record["lambda"] = 0.0
         row = {key: record[key] for key in (*RUN_KEYS, *columns)}
@@ -113,7 +136,9 @@ def collect_metrics(
     table = table.astype({"dataset": str, "phase": str, "beta": float, "lambda": float})
     table["seed"] = table["seed"].astype(int)
     table[list(columns)] = table[list(columns)].astype(float)
-    _warn_non_finite(table, columns)
+    if "final_lambda" in table:  # a static λ's is its λ
+        table["final_lambda"] = table["final_lambda"].fillna(table["lambda"])
+    _warn_non_finite(table, [c for c in columns if not c.startswith("control_")])
     return sort_runs(table, RUN_KEYS)
 
 
@@ -121,7 +146,7 @@ def sort_runs(table: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """``table`` sorted by ``keys``, phases in protocol order (stabilization first)."""
 
     def protocol_order(column: pd.Series) -> pd.Series:
-        return column.map(PHASES.index) if column.name == "phase" else column
+        return column.map(RECORD_PHASES.index) if column.name == "phase" else column
 
     return table.sort_values(list(keys), key=protocol_order, ignore_index=True)
 
@@ -137,6 +162,12 @@ def _warn_non_finite(table: pd.DataFrame, columns: Sequence[str]) -> None:
 # ---- deep_summary ---------------------------------------------------------------------------
 
 
+def metric_columns(metrics: pd.DataFrame) -> list[str]:
+    """The metrics of a deep_metrics table: ``SUMMARY_METRICS`` and the representation scores it
+    has."""
+    return [c for c in (*SUMMARY_METRICS, *REPRESENTATION_METRICS) if c in metrics]
+
+
 def summarize(metrics: pd.DataFrame, columns: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
     """Mean and sample standard deviation over seeds, per (dataset, phase, β, λ).
 
@@ -148,7 +179,8 @@ def summarize(metrics: pd.DataFrame, columns: Sequence[str] = SUMMARY_METRICS) -
     missing = [column for column in (*GROUP_KEYS, *columns) if column not in metrics]
     if missing:
         raise ValueError(f"metrics table lacks the columns {missing}")
-    groups = metrics.groupby(list(GROUP_KEYS), sort=True)[list(columns)]
+    # an adaptive finetune's λ is NaN: its group keeps it
+    groups = metrics.groupby(list(GROUP_KEYS), sort=True, dropna=False)[list(columns)]
     n_seeds = groups.size()
     # pandas skips NaN in group reductions; a group with a NaN is blanked out explicitly
     complete = groups.count().eq(n_seeds, axis=0)
@@ -186,6 +218,14 @@ def changes_vs_baseline(
     for (dataset, phase), block in summary.groupby(["dataset", "phase"], sort=False):
         beta = _value_or_smallest(block["beta"], baseline_beta)
         at_beta = block[block["beta"] == beta]
+        if at_beta["lambda"].isna().all():
+            # adaptive finetunes have no λ of their own: compared with their own smallest β
+            baseline = at_beta.iloc[0]
+            block = block.assign(baseline_beta=beta, baseline_lambda=math.nan)
+            for metric in summary_metrics(summary):
+                block[f"{metric}_change"] = block[f"{metric}_mean"] - baseline[f"{metric}_mean"]
+            blocks.append(block)
+            continue
         lam = _value_or_smallest(at_beta["lambda"], baseline_lambda)
         if (beta, lam) != (baseline_beta, baseline_lambda):
             logger.warning(
@@ -278,18 +318,19 @@ def _display_blocks(
     """(title, legend, header, rows) per dataset and phase, cells rendered by ``cell``."""
     if "baseline_beta" not in summary:
         summary = changes_vs_baseline(summary)
-    metrics = summary_metrics(summary)
+    # the readable tables show the metrics they have a format for; the CSV has them all
+    metrics = [metric for metric in summary_metrics(summary) if metric in decimals]
     for (dataset, phase), block in summary.groupby(["dataset", "phase"], sort=False):
         first = block.iloc[0]
         legend = (
             "Mean ± sd over seeds; in parentheses the change of the mean from the baseline "
-            f"β = {first['baseline_beta']:g}, λ = {first['baseline_lambda']:g}."
+            f"β = {first['baseline_beta']:g}, λ = {_lambda_text(first['baseline_lambda'])}."
         )
         header = ["β", "λ", "seeds", *(headers.get(metric, metric) for metric in metrics)]
         rows = [
             [
                 f"{row['beta']:g}",
-                f"{row['lambda']:g}",
+                _lambda_text(row["lambda"]),
                 f"{row['n_seeds']:d}",
                 *(
                     cell(
@@ -304,6 +345,11 @@ def _display_blocks(
             for _, row in block.iterrows()
         ]
         yield f"{dataset}, {PHASE_TITLES.get(phase, phase)}", legend, header, rows
+
+
+def _lambda_text(lam: float) -> str:
+    """λ as the readable tables show it: ``adaptive`` where a controller set it (NaN)."""
+    return "adaptive" if math.isnan(lam) else f"{lam:g}"
 
 
 def _fixed(value: float, digits: int, signed: bool = False) -> str:

@@ -22,7 +22,12 @@ from .statistics import Interval, bootstrap_mean
 
 EFFECT_METRICS = ("train_bce", "recon_nll", "mig", "sap", "im", "active_latents")
 """The metrics of the λ effect table: both reconstruction measures, then the disentanglement and
-information measures."""
+information measures (of the encoder mean; ``effect_metrics`` adds the sampled ones)."""
+
+
+def effect_metrics(metrics: pd.DataFrame) -> list[str]:
+    """``EFFECT_METRICS`` and the sampled representation's MIG and I_m where the table has them."""
+    return [*EFFECT_METRICS, *(c for c in ("mig_sampled", "im_sampled") if c in metrics)]
 
 
 def paired_differences(

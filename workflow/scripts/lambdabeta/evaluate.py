@@ -2,7 +2,16 @@
 
 A checkpoint is evaluated on ``num_train + num_test`` distinct images of its prepared dataset,
 drawn by a seeded permutation that depends only on the dataset size and the evaluation seed, so
-every model of a dataset sees the same images. The representation is the encoder mean μ.
+every model of a dataset sees the same images.
+
+Representations (``representations``): the metrics score the encoder mean μ (the paper's deep
+convention, disentanglement_lib's ``mean``; columns ``mig``, ``sap``, ``im``) and the sampled
+z = μ + σ·ε (the theory's X = BY + W; ``mig_sampled``, …), one draw per image from the
+evaluation seed's own stream, on the same images and bins. Binned MI with equal-width bins over
+each latent's own range does not change when a latent is rescaled, so a collapsing latent keeps
+its μ-based MI while its sampled MI falls to the estimator's bias (``metrics.plug_in_bias``).
+``mig_active``, ``sap_active``, ``im_active`` score the mean with the inactive latents held
+constant.
 
 - MIG, I_m and the latent × factor mutual information matrix use the ``num_train`` images;
   SAP fits its classifiers on them and scores on the ``num_test`` others.
@@ -24,7 +33,6 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,11 +48,9 @@ from .loader import DeviceImages, PreparedDataset, load_prepared
 from .loss import image_nll, kl_per_latent
 from .model import load_model
 from .settings import EvaluationSettings
+from .training.curve import control_summary, tail_mean
 
 logger = logging.getLogger(__name__)
-
-CURVE_COLUMNS = ("step", "bce", "steps_in_row")
-"""Training-curve columns that ``train_bce_tail`` reads."""
 
 
 @dataclass(frozen=True)
@@ -57,16 +63,37 @@ class ReconstructionSample:
 
 
 @dataclass(frozen=True)
+class Traversals:
+    """Each latent swept from a test image's μ: ``images`` (m × steps × H × W × C uint8, rows in
+    ``order``, the latents by decreasing KL), the swept ``values``, each latent's ``kl`` and the
+    ``original`` image (dataset row ``index``)."""
+
+    index: int
+    original: np.ndarray
+    values: np.ndarray
+    order: np.ndarray
+    kl: np.ndarray
+    images: np.ndarray
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
     """Everything one evaluation produces.
 
-    ``metrics`` holds JSON-ready values; ``mi_matrix`` is the m × K mutual information (nats)
-    between discretised latents (index ``latent``) and factors (one column per factor name).
+    ``metrics`` holds JSON-ready values; ``mi_matrices`` the m × K mutual information (nats)
+    between discretised latents (index ``latent``) and factors (one column per factor name) of
+    each representation.
     """
 
     metrics: dict[str, Any]
-    mi_matrix: pd.DataFrame
+    mi_matrices: dict[str, pd.DataFrame]
     reconstructions: ReconstructionSample
+    traversals: Traversals
+
+    @property
+    def mi_matrix(self) -> pd.DataFrame:
+        """The encoder mean's MI matrix (Fig 8's)."""
+        return self.mi_matrices["mean"]
 
 
 # ---- sampling and encoding ---------------------------------------------------------------------
@@ -98,6 +125,7 @@ def sample_evaluation_indices(
 @dataclass(frozen=True)
 class _Pass:
     means: np.ndarray
+    logvars: np.ndarray
     kl: np.ndarray | None
     nll: np.ndarray | None
 
@@ -111,7 +139,8 @@ def _forward_pass(
     with_kl: bool,
     with_nll: bool,
 ) -> _Pass:
-    """Encoder means (N × m), per-image-per-latent KL (N × m) and per-image NLL (N), float64.
+    """Encoder means and log-variances (N × m), per-image-per-latent KL (N × m) and per-image NLL
+    (N), float64.
 
     One pass over ``images[indices]`` in batches; ``decode`` runs only when the NLL is asked for.
     """
@@ -119,18 +148,20 @@ def _forward_pass(
         raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
     device = next(model.parameters()).device
     indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-    means, kls, nlls = [], [], []
+    means, logvars, kls, nlls = [], [], [], []
     with torch.inference_mode():
         for batch_indices in indices.split(batch_size):
             x = images.batch(batch_indices).to(device)
             mu, logvar = model.encode(x)
             means.append(mu.double())
+            logvars.append(logvar.double())
             if with_kl:
                 kls.append(kl_per_latent(mu.double(), logvar.double()))
             if with_nll:
                 nlls.append(image_nll(model.decode(mu), x).double())
     return _Pass(
         means=torch.cat(means).cpu().numpy(),
+        logvars=torch.cat(logvars).cpu().numpy(),
         kl=torch.cat(kls).cpu().numpy() if with_kl else None,
         nll=torch.cat(nlls).cpu().numpy() if with_nll else None,
     )
@@ -185,50 +216,51 @@ def reconstruct(
     return pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+def sampled_codes(means: np.ndarray, logvars: np.ndarray, seed: int) -> np.ndarray:
+    """One draw z = μ + exp(½ log σ²)·ε per image and latent (N × m, float64), ε ~ N(0, 1) from
+    a stream of the evaluation ``seed`` of its own (the images' permutation uses another), so
+    every model of a dataset is scored on the same noise."""
+    noise = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SAMPLED_STREAM,)))
+    return means + np.exp(0.5 * logvars) * noise.standard_normal(means.shape)
+
+
+# spawn key, under the evaluation seed, of the sampled representation's noise
+_SAMPLED_STREAM = 1
+
+
+def traverse(
+    model: nn.Module,
+    images: DeviceImages,
+    position: int,
+    kl: np.ndarray,
+    steps: int,
+    span: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Decoder means (uint8, latents × steps × H × W × C) of image ``position``'s μ with each
+    latent in turn set to ``steps`` values evenly over [−span, span]; latents by decreasing KL.
+    Returns (the values, the latents' order, the images)."""
+    device = next(model.parameters()).device
+    values = np.linspace(-span, span, steps)
+    order = np.argsort(-np.asarray(kl), kind="stable")
+    with torch.inference_mode():
+        mu, _ = model.encode(images.batch(torch.tensor([position])).to(device))
+        codes = mu.repeat(len(order) * steps, 1)
+        rows = torch.arange(len(order) * steps, device=device)
+        latents = torch.as_tensor(np.repeat(order, steps), device=device)
+        swept = torch.as_tensor(np.tile(values, len(order)), dtype=codes.dtype, device=device)
+        codes[rows, latents] = swept
+        pixels = torch.sigmoid(model.decode(codes).float()).mul(255.0).round()
+    decoded = pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return values, order, decoded.reshape(len(order), steps, *decoded.shape[1:])
+
+
 # ---- training curve ----------------------------------------------------------------------------
 
 
 def train_bce_tail(curve_csv: str | os.PathLike, window: int = 5000) -> float:
-    """Mean training BCE over the last ``window`` steps of a training curve.
-
-    Each row of the curve holds the mean over the steps (t − steps_in_row, t]; the result is
-    ``Σ_r w_r · bce_r / window`` with ``w_r`` the number of the row's steps that fall in the
-    window, so the oldest row counts only with its overlap when ``window`` is not a multiple of
-    the logging interval. Rows must be contiguous (each ``step`` is the previous one plus its
-    ``steps_in_row``), and the curve must cover at least ``window`` steps.
-    """
-    curve_csv = Path(curve_csv)
-    curve = pd.read_csv(curve_csv)
-    missing = [column for column in CURVE_COLUMNS if column not in curve.columns]
-    if missing:
-        raise ValueError(f"training curve {curve_csv} lacks column(s) {missing}")
-    if window < 1:
-        raise ValueError(f"bce_window must be ≥ 1, got {window}")
-    step = curve["step"].to_numpy(dtype=np.int64)
-    steps_in_row = curve["steps_in_row"].to_numpy(dtype=np.int64)
-    bce = curve["bce"].to_numpy(dtype=np.float64)
-    if (steps_in_row < 1).any():
-        raise ValueError(f"training curve {curve_csv}: steps_in_row must be ≥ 1 in every row")
-    gaps = np.flatnonzero(np.diff(step) != steps_in_row[1:])
-    if gaps.size:
-        row = int(gaps[0]) + 1
-        raise ValueError(
-            f"training curve {curve_csv} is not contiguous at row {row}: step {step[row]} after "
-            f"step {step[row - 1]} but steps_in_row {steps_in_row[row]}"
-        )
-    if steps_in_row.sum() < window:
-        raise ValueError(
-            f"training curve {curve_csv} covers {steps_in_row.sum()} steps, fewer than "
-            f"bce_window = {window}; lower bce_window in the evaluation settings"
-        )
-    steps_after_row = np.cumsum(steps_in_row[::-1])[::-1] - steps_in_row
-    weight = np.clip(window - steps_after_row, 0, steps_in_row)
-    used = weight > 0
-    if not np.isfinite(bce[used]).all():
-        raise ValueError(
-            f"training curve {curve_csv} has non-finite bce in its last {window} steps"
-        )
-    return float(np.dot(weight[used], bce[used]) / window)
+    """Mean training BCE over the last ``window`` steps of a training curve
+    (``lambdabeta.training.curve.tail_mean``)."""
+    return tail_mean(curve_csv, "bce", window)
 
 
 # ---- one checkpoint ----------------------------------------------------------------------------
@@ -238,26 +270,24 @@ def evaluate_checkpoint(
     model_path: str | os.PathLike,
     dataset_dir: str | os.PathLike,
     curve_csv: str | os.PathLike,
-    settings: EvaluationSettings | None = None,
+    settings: EvaluationSettings,
     *,
     threads: int = 1,
     jobs_per_gpu: int = 1,
-    **values: Any,
 ) -> EvaluationResult:
     """Evaluate the model at ``model_path`` on its prepared dataset (see the module docstring).
 
-    ``settings`` (or, instead, its fields as keyword ``values``) say how; its ``device`` is
-    "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N", resolved by
-    ``devices.select_device`` (which shares the GPUs of a workstation among ``jobs_per_gpu``
-    concurrent jobs each); ``threads`` is the number of SAP classifier fits run at once.
+    ``settings.device`` is "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N",
+    resolved by ``devices.select_device`` (which shares the GPUs of a workstation among
+    ``jobs_per_gpu`` concurrent jobs each); ``threads`` is the number of SAP classifier fits run
+    at once.
     """
     start = time.perf_counter()
-    if settings is None:
-        settings = EvaluationSettings.from_dict(values)
-    elif values:
-        raise TypeError("pass the evaluation settings either as `settings` or as keywords")
+    if not isinstance(settings, EvaluationSettings):
+        raise TypeError(f"settings must be EvaluationSettings, got {type(settings).__name__}")
     device = select_device(settings.device, jobs_per_gpu=jobs_per_gpu)
     train_bce = train_bce_tail(curve_csv, settings.bce_window)  # before the heavy work: fail early
+    control = control_summary(curve_csv)
     model = load_evaluation_model(model_path, device)
     dataset = load_prepared(dataset_dir)
     split = _EvaluationSplit.draw(dataset, settings, device)
@@ -270,40 +300,36 @@ def evaluate_checkpoint(
         device,
     )
     forward, reconstructions = _encode_and_reconstruct(model, dataset, split, settings)
-    scores = _score_representation(forward.means, dataset, split, settings, threads)
     kl = forward.kl.mean(axis=0)
-    results = {
-        "mig": scores["mig"],
-        "sap": scores["sap"],
-        "im": scores["im"],
-        "recon_nll": float(forward.nll.mean()),
-        "train_bce": train_bce,
-        "kl_per_latent": kl.tolist(),
-        "kl_total": float(kl.sum()),
-        "active_latents": count_active_latents(kl, settings.active_kl_threshold),
-        "factor_entropies": scores["factor_entropies"].tolist(),
-        "factor_names": list(dataset.factor_names),
-        "num_train": settings.num_train,
-        "num_test": settings.num_test,
-        "num_bins": settings.num_bins,
-        "nll_images": int(forward.nll.shape[0]),
-        "eval_seconds": 0.0,
-        "mig_per_factor": scores["mig_per_factor"].tolist(),
-        "sap_per_factor": scores["sap_per_factor"].tolist(),
-        "im_max": float(scores["factor_entropies"].sum()),
-        "latent_dim": int(forward.means.shape[1]),
-        "sap_c": settings.sap_c,
-        "active_kl_threshold": settings.active_kl_threshold,
-        "evaluation_seed": settings.seed,
-        "device": str(device),
+    active = kl > settings.active_kl_threshold
+    codes = {"mean": forward.means}
+    if "sampled" in settings.representations:
+        codes["sampled"] = sampled_codes(forward.means, forward.logvars, settings.seed)
+    scores = {
+        name: _score_representation(values, dataset, split, settings, threads)
+        for name, values in codes.items()
     }
-    mutual_information = scores["mutual_information"]
-    mi_matrix = pd.DataFrame(
-        mutual_information,
-        index=pd.RangeIndex(mutual_information.shape[0], name="latent"),
-        columns=list(dataset.factor_names),
+    held = np.where(active, forward.means, 0.0)  # the inactive latents held constant
+    known = (scores["mean"]["sap_scores"], active)
+    scores["active"] = _score_representation(
+        held, dataset, split, settings, threads, known_sap=known
     )
-    results["eval_seconds"] = time.perf_counter() - start
+    position = int(split.test[0])
+    values, order, decoded = traverse(
+        model, split.images, position, kl, settings.traversal_steps, settings.traversal_range
+    )
+    traversals = Traversals(
+        index=int(split.rows[position]),
+        original=_gather_rows(dataset.images, split.rows[[position]])[0],
+        values=values,
+        order=order,
+        kl=kl,
+        images=decoded,
+    )
+    results = _record(
+        settings, dataset, forward, scores, train_bce, device, time.perf_counter() - start
+    )
+    results |= control
     logger.info(
         "MIG %.4f  SAP %.4f  I_m %.4f  NLL %.2f  (%.1f s)",
         results["mig"],
@@ -312,7 +338,79 @@ def evaluate_checkpoint(
         results["recon_nll"],
         results["eval_seconds"],
     )
-    return EvaluationResult(metrics=results, mi_matrix=mi_matrix, reconstructions=reconstructions)
+    mi_matrices = {
+        name: pd.DataFrame(
+            scores[name]["mutual_information"],
+            index=pd.RangeIndex(scores[name]["mutual_information"].shape[0], name="latent"),
+            columns=list(dataset.factor_names),
+        )
+        for name in codes
+    }
+    return EvaluationResult(
+        metrics=results,
+        mi_matrices=mi_matrices,
+        reconstructions=reconstructions,
+        traversals=traversals,
+    )
+
+
+def _record(
+    settings: EvaluationSettings,
+    dataset: PreparedDataset,
+    forward: _Pass,
+    scores: dict[str, dict[str, Any]],
+    train_bce: float,
+    device: torch.device,
+    seconds: float,
+) -> dict[str, Any]:
+    """``metrics.json``'s values (JSON-ready): the scores of each representation (the mean's
+    unsuffixed, the others with ``_sampled``, ``_active``), the reconstruction measures, the
+    latents' statistics, the estimator's bias and how the model was evaluated."""
+    kl = forward.kl.mean(axis=0)
+    entropies = scores["mean"]["factor_entropies"]
+    bias = metrics.plug_in_bias(
+        settings.num_bins, np.asarray(dataset.factor_sizes), settings.num_train
+    )
+    record: dict[str, Any] = {}
+    for name, score in scores.items():
+        suffix = "" if name == "mean" else f"_{name}"
+        record |= {
+            f"mig{suffix}": score["mig"],
+            f"sap{suffix}": score["sap"],
+            f"im{suffix}": score["im"],
+            f"mig_per_factor{suffix}": score["mig_per_factor"].tolist(),
+            f"sap_per_factor{suffix}": score["sap_per_factor"].tolist(),
+        }
+    informative = entropies > 0
+    return record | {
+        "recon_nll": float(forward.nll.mean()),
+        "train_bce": train_bce,
+        "kl_per_latent": kl.tolist(),
+        "kl_total": float(kl.sum()),
+        "active_latents": count_active_latents(kl, settings.active_kl_threshold),
+        "mu_std_per_latent": forward.means.std(axis=0).tolist(),
+        "sigma2_mean_per_latent": np.exp(forward.logvars).mean(axis=0).tolist(),
+        "factor_entropies": entropies.tolist(),
+        "factor_names": list(dataset.factor_names),
+        "mi_bias_per_factor": bias.tolist(),
+        # what a latent independent of every factor scores: MIG ≈ mean_k bias_k / H_k, I_m ≈ Σ_k
+        "mig_bias": float(
+            np.mean(np.divide(bias, entropies, out=np.zeros_like(bias), where=informative))
+        ),
+        "im_bias": float(bias.sum()),
+        "num_train": settings.num_train,
+        "num_test": settings.num_test,
+        "num_bins": settings.num_bins,
+        "nll_images": int(forward.nll.shape[0]),
+        "representations": list(settings.representations),
+        "im_max": float(entropies.sum()),
+        "latent_dim": int(forward.means.shape[1]),
+        "sap_c": settings.sap_c,
+        "active_kl_threshold": settings.active_kl_threshold,
+        "evaluation_seed": settings.seed,
+        "device": str(device),
+        "eval_seconds": seconds,
+    }
 
 
 @dataclass(frozen=True)
@@ -366,7 +464,7 @@ def _encode_and_reconstruct(
         with_kl=False,
         with_nll=True,
     ).nll
-    forward = _Pass(means=forward.means, kl=forward.kl, nll=nll)
+    forward = _Pass(means=forward.means, logvars=forward.logvars, kl=forward.kl, nll=nll)
     shown = split.test[: settings.reconstruction_images]
     reconstructions = ReconstructionSample(
         indices=split.rows[shown],
@@ -378,15 +476,21 @@ def _encode_and_reconstruct(
 
 
 def _score_representation(
-    means: np.ndarray,
+    codes: np.ndarray,
     dataset: PreparedDataset,
     split: _EvaluationSplit,
     settings: EvaluationSettings,
     threads: int,
+    known_sap: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """MIG, SAP and I_m of the encoder means, with the per-factor values they come from."""
+    """MIG, SAP and I_m of ``codes`` (N × m), with the per-factor values they come from.
+
+    ``known_sap`` = (accuracies, kept): SAP accuracies already fitted on these codes' columns
+    where ``kept``; the other columns are constant here, and one classifier per factor on a
+    constant feature gives their accuracy.
+    """
     tick = time.perf_counter()
-    train_codes, test_codes = means[split.train], means[split.test]
+    train_codes, test_codes = codes[split.train], codes[split.test]
     train_factors = dataset.factors[split.rows[split.train]]
     test_factors = dataset.factors[split.rows[split.test]]
     mutual_information = metrics.discrete_mutual_information(
@@ -397,9 +501,17 @@ def _score_representation(
     logger.info("mutual information in %.1f s", time.perf_counter() - tick)
 
     tick = time.perf_counter()
-    sap_scores = metrics.sap_matrix(
-        train_codes, train_factors, test_codes, test_factors, C=settings.sap_c, n_jobs=threads
-    )
+    if known_sap is None:
+        sap_scores = metrics.sap_matrix(
+            train_codes, train_factors, test_codes, test_factors, C=settings.sap_c, n_jobs=threads
+        )
+    else:
+        accuracies, kept = known_sap
+        zeros = np.zeros((len(train_codes), 1)), np.zeros((len(test_codes), 1))
+        constant = metrics.sap_matrix(
+            zeros[0], train_factors, zeros[1], test_factors, C=settings.sap_c, n_jobs=threads
+        )
+        sap_scores = np.where(kept[:, None], accuracies, constant)
     sap_per_factor = metrics.top_two_gap(sap_scores)
     logger.info("SAP classifiers in %.1f s", time.perf_counter() - tick)
     return {
@@ -410,6 +522,7 @@ def _score_representation(
         "factor_entropies": factor_entropies,
         "mig_per_factor": mig_per_factor,
         "sap_per_factor": sap_per_factor,
+        "sap_scores": sap_scores,
     }
 
 
@@ -445,9 +558,13 @@ def write_evaluation(
     metrics_path: str | os.PathLike,
     mi_matrix_path: str | os.PathLike,
     reconstructions_path: str | os.PathLike,
+    traversals_path: str | os.PathLike,
+    mi_matrix_sampled_path: str | os.PathLike | None = None,
     run: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``metrics.json`` (run keys first), ``mi_matrix.csv`` and ``reconstructions.npz``.
+    """Write ``metrics.json`` (run keys first), ``mi_matrix.csv`` (the mean's),
+    ``mi_matrix_sampled.csv`` (when the sampled representation was scored and a path is given),
+    ``reconstructions.npz`` and ``traversals.npz``.
 
     ``run`` identifies the model (``RUN_KEYS``: dataset, phase, beta, lambda, seed). Every file
     is written atomically.
@@ -463,16 +580,24 @@ def write_evaluation(
         raise ValueError(f"run keys {clashes} collide with metric names")
     record.update(result.metrics)
     write_json(metrics_path, record)
-    with atomic_path(mi_matrix_path) as tmp:
-        result.mi_matrix.to_csv(tmp, index=True, index_label="latent")
+    matrices = {"mean": mi_matrix_path, "sampled": mi_matrix_sampled_path}
+    for name, path in matrices.items():
+        if path is not None:
+            with atomic_path(path) as tmp:
+                result.mi_matrices[name].to_csv(tmp, index=True, index_label="latent")
     sample = result.reconstructions
-    with atomic_path(reconstructions_path, suffix=".npz") as tmp:
-        np.savez_compressed(
-            tmp,
-            originals=sample.originals,
-            reconstructions=sample.reconstructions,
-            indices=sample.indices,
-        )
+    _write_npz(reconstructions_path, originals=sample.originals,
+               reconstructions=sample.reconstructions, indices=sample.indices)  # fmt: skip
+    traversals = result.traversals
+    _write_npz(traversals_path, index=traversals.index, original=traversals.original,
+               values=traversals.values, order=traversals.order, kl=traversals.kl,
+               images=traversals.images)  # fmt: skip
+
+
+def _write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """The arrays, compressed, written whole or not at all."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
 
 
 def _gather_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:

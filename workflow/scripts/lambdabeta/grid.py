@@ -6,6 +6,11 @@ the grid. Each run owns one folder below ``results/runs/``::
 
     results/runs/<dataset>/beta<β>/seed<seed>               stabilize
     results/runs/<dataset>/beta<β>/seed<seed>/lambda<λ>     finetune
+    results/runs/<dataset>/beta<β>/seed<seed>/adaptive      finetune with adaptive λ
+
+An adaptive finetune (``deep.adaptive``) trains like a static one, from the same stabilized model
+on the same batches, with λ set by a controller (``lambdabeta.control``); its record's phase is
+``adaptive`` and its ``lambda`` NaN (its final λ is a metric).
 
 This module is the only place that spells those paths or parses them: the Snakemake rules take
 their output patterns and wildcard constraints from here, and the scripts their run records.
@@ -24,6 +29,11 @@ from typing import Any
 PHASES = ("stabilize", "finetune")
 """The two training phases, in protocol order."""
 STABILIZE, FINETUNE = PHASES
+ADAPTIVE = "adaptive"
+"""The record phase of an adaptive finetune (it trains in the ``finetune`` phase)."""
+RECORD_PHASES = (*PHASES, ADAPTIVE)
+"""The phases of the tables' rows, in protocol order."""
+ADAPTIVE_FOLDER = "adaptive"
 
 RUN_KEYS = ("dataset", "phase", "beta", "lambda", "seed")
 """The keys that identify a run in every record and table (λ is 0 for a stabilized run)."""
@@ -35,7 +45,7 @@ NUMBER = r"[0-9][0-9.e+-]*"
 
 DATASET_NAME = r"[A-Za-z0-9_]+"
 
-RUN_NAME = rf"{DATASET_NAME}/beta{NUMBER}/seed\d+(/lambda{NUMBER})?"
+RUN_NAME = rf"{DATASET_NAME}/beta{NUMBER}/seed\d+(/lambda{NUMBER}|/adaptive)?"
 """A run folder relative to ``RUNS_DIR``, e.g. ``dsprites/beta8/seed0/lambda4``."""
 
 WILDCARD_CONSTRAINTS = {
@@ -49,12 +59,13 @@ WILDCARD_CONSTRAINTS = {
 
 STABILIZED_DIR = f"{RUNS_DIR}/{{dataset}}/beta{{beta}}/seed{{seed}}"
 FINETUNED_DIR = f"{STABILIZED_DIR}/lambda{{lam}}"
+ADAPTIVE_DIR = f"{STABILIZED_DIR}/{ADAPTIVE_FOLDER}"
 RUN_DIR = f"{RUNS_DIR}/{{run}}"
 """Snakemake patterns of a run folder, by phase, and of any run (``{run}`` is a run name)."""
 
 _RUN_NAME = re.compile(
     rf"(?P<dataset>{DATASET_NAME})/beta(?P<beta>{NUMBER})/seed(?P<seed>\d+)"
-    rf"(/lambda(?P<lam>{NUMBER}))?"
+    rf"(/lambda(?P<lam>{NUMBER})|/(?P<adaptive>adaptive))?"
 )
 
 
@@ -69,12 +80,14 @@ def format_number(value: float) -> str:
 
 @dataclass(frozen=True)
 class Run:
-    """One training run of the grid. ``lam`` is None for a stabilization (phase 1)."""
+    """One training run of the grid. ``lam`` is None for a stabilization (phase 1) and for an
+    ``adaptive`` finetune, whose λ a controller sets."""
 
     dataset: str
     beta: float
     seed: int
     lam: float | None = None
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if not re.fullmatch(DATASET_NAME, self.dataset):
@@ -82,16 +95,21 @@ class Run:
         object.__setattr__(self, "beta", float(self.beta))
         object.__setattr__(self, "seed", int(self.seed))
         if self.lam is not None:
+            if self.adaptive:
+                raise ValueError("an adaptive finetune has no fixed λ")
             object.__setattr__(self, "lam", float(self.lam))
 
     @property
     def phase(self) -> str:
-        return "stabilize" if self.lam is None else "finetune"
+        """The training phase: ``stabilize``, or ``finetune`` (static or adaptive λ)."""
+        return "stabilize" if self.lam is None and not self.adaptive else "finetune"
 
     @property
     def name(self) -> str:
-        """The run folder relative to ``RUNS_DIR``: ``dsprites/beta8/seed0[/lambda4]``."""
+        """The run folder relative to ``RUNS_DIR``: ``dsprites/beta8/seed0[/lambda4|/adaptive]``."""
         name = f"{self.dataset}/beta{format_number(self.beta)}/seed{self.seed}"
+        if self.adaptive:
+            return f"{name}/{ADAPTIVE_FOLDER}"
         return name if self.lam is None else f"{name}/lambda{format_number(self.lam)}"
 
     @property
@@ -105,7 +123,11 @@ class Run:
         return Run(self.dataset, self.beta, self.seed)
 
     def record(self) -> dict[str, Any]:
-        """The run's identity as written in ``metrics.json`` and the tables (``RUN_KEYS``)."""
+        """The run's identity as written in ``metrics.json`` and the tables (``RUN_KEYS``); an
+        adaptive finetune's phase is ``adaptive`` and its λ NaN."""
+        if self.adaptive:
+            return {"dataset": self.dataset, "phase": ADAPTIVE, "beta": self.beta,
+                    "lambda": math.nan, "seed": self.seed}  # fmt: skip
         return {
             "dataset": self.dataset,
             "phase": self.phase,
@@ -123,7 +145,13 @@ class Run:
                 f"{name!r} is not a run folder name like 'dsprites/beta8/seed0[/lambda4]'"
             )
         lam = match["lam"]
-        return cls(match["dataset"], float(match["beta"]), int(match["seed"]), lam and float(lam))
+        return cls(
+            match["dataset"],
+            float(match["beta"]),
+            int(match["seed"]),
+            lam and float(lam),
+            adaptive=match["adaptive"] is not None,
+        )
 
     @classmethod
     def from_wildcards(cls, wildcards: Any, phase: str) -> Run:
@@ -132,6 +160,21 @@ class Run:
             raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
         lam = float(wildcards.lam) if phase == "finetune" else None
         return cls(wildcards.dataset, float(wildcards.beta), int(wildcards.seed), lam)
+
+
+def adaptive_runs(deep: Mapping[str, Any]) -> list[Run]:
+    """The adaptive finetunes ``deep.adaptive`` asks for: one per dataset, β of
+    ``deep.adaptive.betas`` (null: every β of the grid) and seed; none when it is off."""
+    adaptive = deep.get("adaptive") or {}
+    if not adaptive.get("enabled"):
+        return []
+    betas = adaptive.get("betas") or deep["betas"]
+    return [
+        Run(dataset, beta, seed, adaptive=True)
+        for dataset in deep["datasets"]
+        for beta in betas
+        for seed in deep["seeds"]
+    ]
 
 
 def runs(deep: Mapping[str, Any], phase: str) -> list[Run]:

@@ -47,6 +47,7 @@ __all__ = [
     "mig_per_factor",
     "mutual_information_gap",
     "mutual_information_matrix",
+    "plug_in_bias",
     "sap_matrix",
     "sap_score",
     "top_two_gap",
@@ -302,6 +303,15 @@ def sap_score(
     """
     scores = sap_matrix(train_codes, train_factors, test_codes, test_factors, C=C, n_jobs=n_jobs)
     return float(top_two_gap(scores).mean())
+
+
+def plug_in_bias(num_bins: int, factor_sizes: np.ndarray, num_samples: int) -> np.ndarray:
+    """The expected plug-in MI (nats) of a latent independent of each factor: to first order
+    (Miller-Madow), ``(num_bins − 1)(|V_k| − 1) / (2N)`` for a latent spread over ``num_bins``
+    bins and a factor with ``|V_k|`` classes. A collapsed latent's estimate sits at this level,
+    not at 0."""
+    factor_sizes = np.asarray(factor_sizes, dtype=np.float64)
+    return (num_bins - 1) * (factor_sizes - 1) / (2.0 * num_samples)
 
 
 # ---- helpers -----------------------------------------------------------------------------------

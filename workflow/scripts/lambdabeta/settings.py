@@ -29,6 +29,14 @@ from .grid import PHASES, Run
 # the Snakemake process, whose environment need not have the project's dependencies.
 
 PRECISIONS = ("fp32", "bf16")
+CONTROLLER_KEYS = (
+    *("target", "proportional", "integral", "lambda_min", "lambda_max", "initial_lambda"),
+    *("ramp_steps", "averaging"),
+)
+"""The settings of an adaptive λ's controller (``lambdabeta.control.ControllerSettings``)."""
+REPRESENTATIONS = ("mean", "sampled")
+"""What a deep model's metrics score: the encoder mean μ (the paper's deep figures, the authors'
+deep code, disentanglement_lib's ``mean``) or one draw z = μ + σ·ε per image (the theory's X)."""
 
 DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
 """Accepted device specifications: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
@@ -149,6 +157,7 @@ class TrainSettings(_Settings):
     cuda_graphs: bool = False
     latent_dim: int = 15
     threads: int = 1
+    controller: dict[str, Any] | None = None
 
     # log_every is science: it sets the rows of the written training curve. precision and tf32
     # change the arithmetic itself; device, layouts, compilation and graphs only change which
@@ -167,6 +176,7 @@ class TrainSettings(_Settings):
         "precision",
         "tf32",
         "latent_dim",
+        "controller",
     )
     LOGISTICS: ClassVar[tuple[str, ...]] = (
         "run_name",
@@ -204,6 +214,22 @@ class TrainSettings(_Settings):
                 "compile and cuda_graphs cannot both be true: capturing a torch.compile'd step "
                 "in a hand-made CUDA graph is not supported; choose one"
             )
+        if self.controller is not None:
+            unknown = sorted(set(self.controller) - set(CONTROLLER_KEYS))
+            missing = sorted(set(CONTROLLER_KEYS) - set(self.controller))
+            if unknown or missing or self.phase != "finetune":
+                raise ValueError(
+                    "controller must be the adaptive λ's settings of a finetune, with the keys "
+                    f"{list(CONTROLLER_KEYS)}; unknown {unknown}, missing {missing}"
+                )
+
+    def science(self) -> dict[str, Any]:
+        """The fields that change results; ``controller`` only when λ is adaptive, so a static
+        run's science is what it was before adaptive λ existed."""
+        values = super().science()
+        if values["controller"] is None:
+            del values["controller"]
+        return values
 
     @classmethod
     def for_run(
@@ -216,8 +242,12 @@ class TrainSettings(_Settings):
 
 # The training settings that do not come from config deep.train as they are: a run's own β, λ
 # and seed (its path), its phase and that phase's step count, the latents (deep.latent_dim), its
-# name and the job's threads (the scheduler's). The others are deep.train keys, by kind.
-_NOT_TRAIN_KEYS = ("beta", "lam", "seed", "phase", "steps", "latent_dim", "run_name", "threads")
+# name, the job's threads (the scheduler's) and an adaptive λ's controller (deep.adaptive). The
+# others are deep.train keys, by kind.
+_NOT_TRAIN_KEYS = (
+    *("beta", "lam", "seed", "phase", "steps", "latent_dim", "run_name", "threads"),
+    "controller",
+)
 _TRAIN_CONFIG_SCIENCE = tuple(k for k in TrainSettings.SCIENCE if k not in _NOT_TRAIN_KEYS)
 _TRAIN_CONFIG_LOGISTICS = tuple(k for k in TrainSettings.LOGISTICS if k not in _NOT_TRAIN_KEYS)
 
@@ -240,6 +270,9 @@ class EvaluationSettings(_Settings):
     reconstruction_images: int = 8
     nll_images: int | None = None
     seed: int = 0
+    representations: tuple[str, ...] = REPRESENTATIONS
+    traversal_steps: int = 7
+    traversal_range: float = 3.0
     device: str = "auto"
 
     SCIENCE: ClassVar[tuple[str, ...]] = (
@@ -252,6 +285,9 @@ class EvaluationSettings(_Settings):
         "reconstruction_images",
         "nll_images",
         "seed",
+        "representations",
+        "traversal_steps",
+        "traversal_range",
     )
     LOGISTICS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
 
@@ -280,6 +316,24 @@ class EvaluationSettings(_Settings):
                 )
             self._set("nll_images", nll_images)
         check_device_spec(self.device)
+        representations = tuple(self.representations)
+        unknown = sorted(set(representations) - set(REPRESENTATIONS))
+        if (
+            unknown
+            or "mean" not in representations
+            or len(set(representations)) != len(representations)
+        ):
+            raise ValueError(
+                f"representations must list distinct entries of {REPRESENTATIONS} including "
+                "'mean' (the paper's convention, which the figures draw), got "
+                f"{self.representations!r}"
+            )
+        self._set("representations", representations)
+        self._set("traversal_steps", _integer("traversal_steps", self.traversal_steps, minimum=2))
+        self._set(
+            "traversal_range",
+            _number("traversal_range", self.traversal_range, minimum=0.0, strict=True),
+        )
 
     @property
     def nll_count(self) -> int:
@@ -366,6 +420,53 @@ class DeepSettings:
             "device": job_device(train["device"], granted_gpus),
         }
         return TrainSettings.for_run(run, {**phase_science, **run_science(run)}, logistics)
+
+    # ---- adaptive λ (deep.adaptive) ----
+
+    @property
+    def adaptive(self) -> Mapping[str, Any]:
+        """Config ``deep.adaptive`` (``enabled`` false when absent)."""
+        return self.section.get("adaptive") or {"enabled": False}
+
+    def adaptive_science(self) -> dict[str, Any]:
+        """An adaptive finetune's science (its rule's ``params``): the finetune phase's, and the
+        controller's law with either its ``target`` (nats) or the ``reference_beta`` whose
+        stabilized model's rate sets it."""
+        law = {
+            key: value for key, value in self.adaptive.items() if key not in ("enabled", "betas")
+        }
+        return self.phase_science("finetune") | {"adaptive": law}
+
+    def adaptive_settings(
+        self,
+        run: Run,
+        science: Mapping[str, Any],
+        threads: int,
+        granted_gpus: int,
+        reference_rate: float | None,
+    ) -> TrainSettings:
+        """The settings of the adaptive finetune ``run`` in a job whose params hold ``science``
+        (``adaptive_science``); ``reference_rate`` is the reference model's KL rate when the
+        target is not a number of nats."""
+        law = science["adaptive"]
+        target = law["target"] if law["target"] is not None else reference_rate
+        if target is None:
+            raise ValueError(
+                "config key 'deep.adaptive': give a target (nats) or a reference_beta whose "
+                "stabilized model's rate is the target"
+            )
+        controller = {
+            "target": float(target),
+            "ramp_steps": round(law["ramp"] * science["steps"]),
+            **{
+                key: float(law[key])
+                for key in CONTROLLER_KEYS
+                if key not in ("target", "ramp_steps")
+            },
+        }
+        phase = {key: value for key, value in science.items() if key != "adaptive"}
+        settings = self.train_settings(run, phase, threads, granted_gpus)
+        return dataclasses.replace(settings, controller=controller)
 
     def evaluation_science(self) -> dict[str, Any]:
         """The science of the evaluation settings: what the evaluation rule puts in ``params``."""

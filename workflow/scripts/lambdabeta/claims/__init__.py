@@ -19,15 +19,14 @@ rules live in :mod:`lambdabeta.statistics`:
 
 Modules: ``tables`` (the tables claims read, standard library only), ``registry`` (the
 decorator, the settings, the rows), ``linear``, ``theory``, ``deep``, ``restoration``,
-``selection`` and ``qualitative`` (the claims), ``judge`` (``judge_claims``, ``read_tables``),
-``report`` (Markdown and reStructuredText). Names are loaded on first use, so that the workflow
-definition can import ``lambdabeta.claims.tables`` without pandas.
+``selection``, ``qualitative`` and ``adaptive`` (the claims), ``judge`` (``judge_claims``,
+``read_tables``), ``report`` (Markdown and reStructuredText). Names are loaded on first use, so
+that the workflow definition can import ``lambdabeta.claims.tables`` without pandas.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..exports import lazy_exports
 
 _EXPORTS = {
     "judge": ("CLAIMS", "judge_claims", "read_tables"),
@@ -38,28 +37,15 @@ _EXPORTS = {
                "linear_lambda_prevents_collapse", "linear_no_collapse_at_beta_1",
                "linear_trivial_solution"),
     "deep": ("deep_collapse_strongest_on_mpi3d", "deep_disentanglement_peaks",
-             "deep_nll_rises_with_beta", "peak_contrast", "relative_deterioration"),
+             "deep_nll_rises_with_beta", "deep_sampled_information_collapses", "peak_contrast",
+             "relative_deterioration"),
     "restoration": ("deep_lambda_improves_reconstruction",
                     "deep_lambda_preserves_disentanglement"),
     "selection": ("selection_lambda_recovers_nll", "selection_optimum_moves_to_high_beta"),
     "theory": ("linear_closed_form_matches_solvers", "linear_collapse_cascade",
                "linear_no_minimiser_at_beta_1", "linear_one_knob", "linear_phase_boundary",
-               "linear_separate_knobs", "ray_spreads"),
+               "linear_mean_metrics_blind_to_collapse", "linear_separate_knobs", "ray_spreads"),
     "qualitative": ("mi_concentration", "qualitative_mi_concentrated"),
+    "adaptive": ("adaptive_holds_target", "adaptive_linear_exact", "adaptive_matches_best_static"),
 }  # fmt: skip
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -9,7 +9,7 @@ import pandas as pd
 from .. import grid
 
 # each module registers its claims on import
-from . import deep, linear, qualitative, restoration, selection, theory  # noqa: F401
+from . import adaptive, deep, linear, qualitative, restoration, selection, theory  # noqa: F401
 from .qualitative import mi_concentration
 from .registry import COLUMNS, Claim, ClaimSettings, not_run, registered_claims, require_columns
 from .tables import NLL, STUDIES, TABLES
@@ -86,12 +86,13 @@ def _read_csvs(paths: Mapping[str, list[str]]) -> pd.DataFrame | None:
 
 
 def _read_mi_matrices(paths: Mapping[str, list[str]]) -> pd.DataFrame | None:
-    """One row per MI matrix: its run's keys, its role (the input name without ``mi_``) and its
-    concentration (``mi_concentration``)."""
+    """One row per MI matrix: its run's keys, its role and representation (from the input's
+    name, ``mi_<role>[_sampled]``) and its concentration (``mi_concentration``)."""
     records = [
         _run_of(path).record()
         | {
-            "role": key.removeprefix("mi_"),
+            "role": key.removeprefix("mi_").removesuffix("_sampled"),
+            "representation": "sampled" if key.endswith("_sampled") else "mean",
             "concentration": mi_concentration(pd.read_csv(path, index_col="latent")),
         }
         for key, files in paths.items()

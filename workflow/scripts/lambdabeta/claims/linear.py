@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..statistics import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Interval, clopper_pearson
-from .registry import ClaimSettings, claim, not_run, row
+from .registry import LINEAR_VIEWS, ClaimSettings, claim, not_run, row
 
 LINEAR_INFORMATION = ("sap", "im", "mi_total")
 TRIVIAL_DISTANCES = ("a_norm", "b_norm", "sigma_w_dist", "sigma_z_dist")
@@ -39,6 +39,7 @@ def restart_fraction(passed: pd.Series, settings: ClaimSettings) -> tuple[Interv
     "§3.3 Theorem 3.2, §5.1 Fig 2",
     "For λ = 0 and every β > 1 every restart collapses: SAP, I_m and I(X; V) vanish.",
     tables=("linear",),
+    views=LINEAR_VIEWS,
 )
 def linear_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     tol = settings.collapse_tolerance
@@ -68,6 +69,7 @@ def linear_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     "§5.1 Fig 2",
     "At β = 1, λ = 0 the restarts keep information about the factors.",
     tables=("linear",),
+    views=LINEAR_VIEWS,
 )
 def linear_no_collapse_at_beta_1(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     tol = settings.collapse_tolerance
@@ -191,6 +193,7 @@ def linear_contraction_rate(traces: pd.DataFrame, settings: ClaimSettings) -> li
     "§4.2 Lemma 4.2, §5.1 Fig 3",
     "Every λ > 0 keeps SAP and I_m above zero at the largest β, for every restart.",
     tables=("linear",),
+    views=LINEAR_VIEWS,
 )
 def linear_lambda_prevents_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     tol = settings.collapse_tolerance

@@ -29,11 +29,23 @@ def mi_concentration(matrix: np.ndarray) -> float:
 REFERENCE, CONCENTRATED = "reference", "concentrated"
 
 
+def concentration_views(table: pd.DataFrame):
+    """The concentrations of each representation's MI matrices (a table without a
+    ``representation`` column holds the encoder mean's)."""
+    if "representation" not in table:
+        table = table.assign(representation="mean")
+    for representation in ("mean", "sampled"):
+        block = table[table["representation"] == representation]
+        if not block.empty:
+            yield representation, block
+
+
 @claim(
     "qualitative.mi_concentrated",
     "Appendix B Fig 8",
     "The latent × factor MI is more concentrated at (β = 8, λ = 32) than at (β = 1, λ = 0).",
     tables=("concentration",),
+    views=concentration_views,
 )
 def qualitative_mi_concentrated(
     concentration: pd.DataFrame | None, settings: ClaimSettings

@@ -16,6 +16,7 @@ registered claim, and the claims rule reads every table a claim names.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,7 +44,7 @@ COLUMNS = (
     "detail",
 )
 
-MODULES = ("linear", "theory", "deep", "restoration", "selection", "qualitative")
+MODULES = ("linear", "theory", "deep", "restoration", "selection", "qualitative", "adaptive")
 """The modules of ``lambdabeta.claims`` that define claims, in the order of the claims table."""
 
 
@@ -81,11 +82,42 @@ class Claim:
 _REGISTERED: dict[str, tuple[Claim, tuple[str, str, int]]] = {}
 
 
+Views = Callable[[pd.DataFrame], Iterable[tuple[str, pd.DataFrame]]]
+"""A claim's representations: ``(representation, view)`` of its first table, the view's
+metric columns being that representation's (``linear_views``, ``deep_views``)."""
+
+
+def views_of(columns: Mapping[str, Mapping[str, str]]) -> Views:
+    """The views of a table whose representation ``r`` holds metric ``k`` in column
+    ``columns[r][k]``: the view writes that column under the name ``k``. A representation whose
+    columns the table lacks is left out."""
+
+    def views(table: pd.DataFrame) -> Iterable[tuple[str, pd.DataFrame]]:
+        for representation, renamed in columns.items():
+            if all(column in table for column in renamed.values()):
+                yield representation, table.assign(**{k: table[c] for k, c in renamed.items()})
+
+    return views
+
+
+def rows_by_view(rows: Iterable[dict], representation: str) -> list[dict]:
+    """The rows of one view, their scope naming the representation."""
+    return [row | {"scope": f"{row['scope']} ({representation})"} for row in rows]
+
+
 def claim(
-    claim_id: str, source: str, statement: str, *, tables: Sequence[str], origin: str = PAPER
+    claim_id: str,
+    source: str,
+    statement: str,
+    *,
+    tables: Sequence[str],
+    origin: str = PAPER,
+    views: Views | None = None,
 ) -> Callable[[Callable[..., list[dict]]], Callable[..., list[dict]]]:
     """Register the decorated judge as the claim ``claim_id``; the decorated function returns
-    full claims-table rows."""
+    full claims-table rows. With ``views``, the claim reads MIG, SAP or I_m and is judged once
+    per representation of its first table: the judge sees the view (and
+    ``settings.representation``), and each row's scope names the representation."""
     unknown = [name for name in tables if name not in TABLES]
     if unknown:
         raise ValueError(f"claim {claim_id} reads unknown tables {unknown}; known: {list(TABLES)}")
@@ -94,8 +126,15 @@ def claim(
 
     def register(judge: Callable[..., list[dict]]) -> Callable[..., list[dict]]:
         @functools.wraps(judge)
-        def judged(*args, **kwargs) -> list[dict]:
-            return entry.rows(judge(*args, **kwargs))
+        def judged(first, *rest) -> list[dict]:
+            *others, settings = rest
+            if views is None or first is None:
+                return entry.rows(judge(first, *rest))
+            rows = []
+            for representation, view in views(first):
+                seen = dataclasses.replace(settings, representation=representation)
+                rows += rows_by_view(judge(view, *others, seen), representation)
+            return entry.rows(rows)
 
         entry = Claim(claim_id, origin, source, statement, tuple(tables), judged)
         where = (judge.__module__, judge.__qualname__)
@@ -133,15 +172,19 @@ class ClaimSettings:
     """Thresholds and bootstrap settings of the claim tests (the ``claims`` config section), and
     what the tests need to know of the rest of the config: ``reconstruction`` (the
     ``deep.reconstruction_metric`` whose column is the deep NLL), ``rho`` (``selection.rho``),
-    ``mpi3d_dataset`` (the trained dataset read from MPI3D-real's file, if any) and
-    ``figure_seed`` (``figures.seed``)."""
+    ``mpi3d_dataset`` (the trained dataset read from MPI3D-real's file, if any),
+    ``figure_seed`` (``figures.seed``) and ``representation``."""
 
     collapse_tolerance: float = 0.01
     trivial_tolerance: float = 0.1
-    closed_form_tolerance: float = 1e-6
+    closed_form_tolerance: float = 1e-5
     closed_form_tolerance_adamw: float = 0.05
     phase_tolerance: float = 1e-3
     ray_tolerance: float = 1e-6
+    bias_factor: float = 2.0
+    adaptive_margin: float = 0.1
+    adaptive_score_margin: float = 0.05
+    adaptive_linear_tolerance: float = 0.01
     contraction_rate_tolerance: float = 0.01
     mig_margin: float = 0.02
     high_beta_min: float | None = None
@@ -153,9 +196,11 @@ class ClaimSettings:
     rho: float = 1e-3
     mpi3d_dataset: str | None = None
     figure_seed: int | None = None
+    representation: str = "mean"
 
-    CONTEXT = ("reconstruction", "rho", "mpi3d_dataset", "figure_seed")
-    """The fields that do not come from the ``claims`` config section."""
+    CONTEXT = ("reconstruction", "rho", "mpi3d_dataset", "figure_seed", "representation")
+    """The fields that do not come from the ``claims`` config section (``representation``: the
+    one a claim judged per representation is judging)."""
 
     @classmethod
     def from_config(cls, claims: Mapping, reconstruction: str, **context) -> ClaimSettings:
@@ -180,6 +225,22 @@ class ClaimSettings:
 
 
 # ---- rows ------------------------------------------------------------------------------------
+
+
+LINEAR_VIEWS = views_of(
+    {
+        # the theory's and the paper's linear convention first
+        "sampled": {"sap": "sap", "im": "im", "mi_total": "mi_total"},
+        "mean": {"sap": "sap_mean", "im": "im_mean", "mi_total": "mi_total_mean"},
+    }
+)
+DEEP_VIEWS = views_of(
+    {
+        # the paper's deep convention first
+        "mean": {"mig": "mig", "sap": "sap", "im": "im"},
+        "sampled": {"mig": "mig_sampled", "sap": "sap_sampled", "im": "im_sampled"},
+    }
+)
 
 
 def row(

@@ -11,7 +11,16 @@ from ..effects import lambda_change
 from ..grid import FINETUNE
 from ..selection import MIG_COLUMN
 from ..statistics import Interval, verdict_above, verdict_all, verdict_below, weakest
-from .registry import ClaimSettings, claim, high_betas, interval_text, not_run, row, setting_text
+from .registry import (
+    DEEP_VIEWS,
+    ClaimSettings,
+    claim,
+    high_betas,
+    interval_text,
+    not_run,
+    row,
+    setting_text,
+)
 
 # Latents are counted in whole units: a mean loss of less than half a latent over seeds is no loss.
 ACTIVE_LATENTS_MARGIN = 0.5
@@ -149,6 +158,7 @@ def _preservation_parts(
     "At high β, λ > 0 does not lower MIG and keeps more information (I_m, active "
     "latents) than λ = 0 at the same β.",
     tables=("metrics",),
+    views=DEEP_VIEWS,
 )
 def deep_lambda_preserves_disentanglement(
     metrics: pd.DataFrame, settings: ClaimSettings

@@ -53,6 +53,13 @@ def _linear_dims(config: Mapping[str, Any]) -> list[str]:
     return [Dims(**dims).name for dims in config["linear"]["dims"]]
 
 
+def _mi_suffixes(config: Mapping[str, Any]) -> list[str]:
+    """The MI matrix files of each scored representation: mi_matrix.csv (the encoder mean's)
+    and, when the sampled representation is scored, mi_matrix_sampled.csv."""
+    scored = config["deep"].get("evaluate", {}).get("representations", ["mean"])
+    return [""] + (["_sampled"] if "sampled" in scored else [])
+
+
 def concentration_runs(config: Mapping[str, Any]) -> dict[str, list[grid.Run]]:
     """Fig 8's first (``reference``) and last (``concentrated``) settings, nearest grid points,
     for every seed and dataset: the runs whose MI matrices ``qualitative.mi_concentrated``
@@ -120,6 +127,15 @@ TABLES = {
             missing="no phase study",
         ),
         ClaimTable(
+            "linear_adaptive",
+            "linear",
+            ("linear_adaptive",),
+            lambda config: {"linear_adaptive": "results/tables/linear_adaptive.csv"},
+            "csv",
+            columns=("n", "m", "s", "beta", "lambda", "exact_lambda", "relative_error"),
+            missing="no phase study",
+        ),
+        ClaimTable(
             "metrics",
             "deep",
             ("metrics",),
@@ -141,9 +157,10 @@ TABLES = {
         ClaimTable(
             "concentration",
             "deep",
-            ("mi_reference", "mi_concentrated"),
+            tuple(f"mi_{r}{s}" for s in ("", "_sampled") for r in ("reference", "concentrated")),
             lambda config: {
-                f"mi_{role}": [f"{run.path}/mi_matrix.csv" for run in runs]
+                f"mi_{role}{suffix}": [f"{run.path}/mi_matrix{suffix}.csv" for run in runs]
+                for suffix in _mi_suffixes(config)
                 for role, runs in concentration_runs(config).items()
             },
             "mi_matrices",

@@ -197,20 +197,16 @@ def linear_one_knob(rays: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
         f"each ray of the NLL, KL and L2; reproduced if every spread is below {tol:g}; the "
         "effect is the largest"
     )
-    rows = []
-    for (n, m, s), block in ray_spreads(rays).groupby(["n", "m", "s"]):
-        worst = float(block[list(ORACLE)].to_numpy().max())
-        verdict = REPRODUCED if worst < tol else NOT_REPRODUCED
-        if (block["points"] < 2).any():
-            verdict = INCONCLUSIVE
-        detail = "; ".join(
+    return _judge_rays(
+        rays,
+        test,
+        lambda worst: worst < tol,
+        lambda block, worst: "; ".join(
             f"c={r.c:g}: NLL {r.nll:.1e}, KL {r.kl:.1e}, L2 {r.l2:.1e} over {r.points} β "
             f"(SAP {r.sap:.2g})"
             for r in block.itertuples()
-        )
-        interval = Interval(worst, worst, worst, int(block["points"].sum()))
-        rows.append(row(f"n{n}_m{m}_s{s} fixed_point", test, verdict, interval, detail))
-    return rows
+        ),
+    )
 
 
 @claim(
@@ -228,17 +224,68 @@ def linear_separate_knobs(rays: pd.DataFrame, settings: ClaimSettings) -> list[d
         "reproduced if every one stays within it (then (β, λ) act through c alone); the effect "
         "is the largest spread"
     )
+    return _judge_rays(
+        rays,
+        test,
+        lambda worst: worst > tol,
+        lambda block, worst: (
+            f"largest spread along a ray {worst:.1e}; SAP, which the start's rotation decides, "
+            f"spreads by up to {float(block['sap'].max()):.2g} on the same rays"
+        ),
+    )
+
+
+def _judge_rays(rays: pd.DataFrame, test: str, reproduces, describe) -> list[dict]:
+    """One row per linear instance from the largest stationary spread along its rays:
+    ``reproduces(worst)`` decides the verdict (inconclusive where a ray has a single β),
+    ``describe(block, worst)`` the detail."""
     rows = []
     for (n, m, s), block in ray_spreads(rays).groupby(["n", "m", "s"]):
         worst = float(block[list(ORACLE)].to_numpy().max())
-        verdict = REPRODUCED if worst > tol else NOT_REPRODUCED
+        verdict = REPRODUCED if reproduces(worst) else NOT_REPRODUCED
         if (block["points"] < 2).any():
             verdict = INCONCLUSIVE
-        sap = float(block["sap"].max())
-        detail = (
-            f"largest spread along a ray {worst:.1e}; SAP, which the start's rotation decides, "
-            f"spreads by up to {sap:.2g} on the same rays"
-        )
         interval = Interval(worst, worst, worst, int(block["points"].sum()))
-        rows.append(row(f"n{n}_m{m}_s{s} fixed_point", test, verdict, interval, detail))
+        rows.append(
+            row(f"n{n}_m{m}_s{s} fixed_point", test, verdict, interval, describe(block, worst))
+        )
+    return rows
+
+
+@claim(
+    "linear.mean_metrics_blind_to_collapse",
+    "§3.3 Eq. 11 (this pipeline)",
+    "At λ = 0 and every β > 1 the encoder mean's SAP and I_m of each restart stay those of its "
+    "start's Σ_W⁽⁰⁾⁻¹B⁽⁰⁾, the same for every β, while the sampled ones vanish.",
+    tables=("linear",),
+    origin=DERIVED,
+)
+def linear_mean_metrics_blind_to_collapse(
+    table: pd.DataFrame, settings: ClaimSettings
+) -> list[dict]:
+    require_columns(
+        table, ["sap_mean", "im_mean", "sap_mean_start", "im_mean_start"], "linear claims"
+    )
+    tol = settings.closed_form_tolerance
+    test = (
+        "fixed point at λ = 0: fraction of restarts whose mean-representation SAP and I_m differ "
+        f"from those of Σ_W⁽⁰⁾⁻¹B⁽⁰⁾ of their start by less than {tol:g} at every β > 1; exact "
+        "95 % interval; reproduced only if every restart does"
+    )
+    rows = []
+    for scope, block in linear_scopes(table[table["method"] == "fixed_point"]):
+        at = block[(block["lambda"] == 0) & (block["beta"] > 1)]
+        if at.empty:
+            rows.append(not_run(scope, test, "no β > 1 at λ = 0 in the grid"))
+            continue
+        gap = pd.concat(
+            [(at[f"{q}_mean"] - at[f"{q}_mean_start"]).abs() for q in ("sap", "im")], axis=1
+        ).max(axis=1)
+        interval, verdict = restart_fraction((gap < tol).groupby(at["restart"]).all(), settings)
+        detail = (
+            f"largest difference {gap.max():.2g}; mean SAP {at['sap_mean'].mean():.3g}, I_m "
+            f"{at['im_mean'].mean():.3g} nats against sampled SAP {at['sap'].max():.2g}, I_m "
+            f"{at['im'].max():.2g} at most"
+        )
+        rows.append(row(scope, test, verdict, interval, detail))
     return rows

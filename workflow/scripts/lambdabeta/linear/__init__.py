@@ -29,8 +29,7 @@ that importing ``lambdabeta.linear.settings`` (standard library only) does not i
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..exports import lazy_exports
 
 _EXPORTS = {
     "instance": (
@@ -112,19 +111,4 @@ _EXPORTS = {
     ),
     "reference": ("adamw_reference", "fixed_point_reference"),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str) -> Any:
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

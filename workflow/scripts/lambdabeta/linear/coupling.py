@@ -3,6 +3,12 @@
 With X = BY + W and Y = ΓV + noise, Cov(X, V) = Σ_XV = BΓΣ_V and Σ_X = BΣ_YBᵀ + Σ_W. SAP and
 I_m are the scores of ``lambdabeta.metrics`` applied to the exact latent × factor matrices
 (squared correlations and Gaussian mutual informations) instead of estimates from samples.
+
+Two representations (``REPRESENTATIONS``): the **sampled** latent X = BY + W, the theory's
+(Eq. 7 includes Σ_W; the paper's linear study), and the encoder **mean** μ = BY, the deep
+study's convention, whose covariance leaves Σ_W out. The mean's squared correlations do not
+change when a row of B is rescaled, S^sampled_ij = S^mean_ij · r_i with
+r_i = (BΣ_YBᵀ)_ii / ((BΣ_YBᵀ)_ii + (Σ_W)_ii), so a collapsing B (r → 0) leaves them as they are.
 """
 
 from __future__ import annotations
@@ -16,17 +22,29 @@ from ..metrics import matched_information, top_two_gap
 from .instance import DTYPE, Instance, Operators
 from .objective import Params, logdet_spd, sym
 
+REPRESENTATIONS = ("sampled", "mean")
 
-def squared_correlations(instance: Instance, params: Params) -> np.ndarray:
+
+def squared_correlations(
+    instance: Instance, params: Params, representation: str = "sampled"
+) -> np.ndarray:
     """S_ij = (Σ_XV)_ij² / ((Σ_X)_ii (Σ_V)_jj) with Σ_XV = BΓΣ_V; shape (…, m, s).
 
-    S_ij is the squared correlation of latent X_i with factor V_j.
+    S_ij is the squared correlation of latent X_i with factor V_j: of X = BY + W for
+    ``sampled``, of μ = BY (Σ_X = BΣ_YBᵀ) for ``mean``, where a latent row of B that is exactly
+    0 correlates with nothing (S = 0).
     """
+    if representation not in REPRESENTATIONS:
+        raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
     ops = Operators(instance)
     b, sigma_w = params.b, params.sigma_w
-    sigma_x_diag = torch.diagonal(b @ ops.sigma_y_times(b.mT) + sigma_w, 0, -2, -1)
+    signal = torch.diagonal(b @ ops.sigma_y_times(b.mT), 0, -2, -1)
+    sigma_x_diag = (
+        signal + torch.diagonal(sigma_w, 0, -2, -1) if representation == "sampled" else signal
+    )
     cross = (b @ ops.gamma) * ops.factor_var  # Σ_XV = BΓΣ_V
-    s = cross**2 / (sigma_x_diag.unsqueeze(-1) * ops.factor_var)
+    denominator = sigma_x_diag.unsqueeze(-1) * ops.factor_var
+    s = torch.where(denominator > 0, cross**2 / denominator.clamp(min=1e-300), 0.0)
     return s.numpy()
 
 
@@ -60,6 +78,24 @@ def total_mutual_information(instance: Instance, params: Params) -> torch.Tensor
     sigma_x = b @ ops.sigma_y_times(b.mT) + sigma_w
     conditional = ops.noise_var * (b @ b.mT) + sigma_w
     return 0.5 * (logdet_spd(sym(sigma_x)) - logdet_spd(sym(conditional)))
+
+
+def mean_mutual_information(instance: Instance, params: Params) -> np.ndarray:
+    """I(μ; V) in nats for the encoder mean μ = BY: ½ log(|QᵀΣ_YQ| / |σ²QᵀQ|), Q an orthonormal
+    basis of the row space of B (μ is an invertible map of QᵀY). Like the mean's correlations it
+    does not see B's scale; directions with a singular value below 10⁻¹⁰ of B's largest count as
+    absent, and a B that is exactly 0 keeps 0 nats."""
+    ops = Operators(instance)
+    b = params.b.reshape(-1, *params.b.shape[-2:])
+    results = np.zeros(b.shape[0])
+    for k, matrix in enumerate(b):
+        _, singular, right = torch.linalg.svd(matrix, full_matrices=False)
+        if singular.numel() == 0 or singular[0] == 0:
+            continue
+        basis = right[singular > 1e-10 * singular[0]].mT  # n × r
+        projected = sym(basis.mT @ ops.sigma_y_times(basis))
+        results[k] = 0.5 * float(logdet_spd(projected) - basis.shape[1] * math.log(ops.noise_var))
+    return results.reshape(params.b.shape[:-2])
 
 
 def distances_from_trivial(instance: Instance, params: Params) -> dict[str, torch.Tensor]:

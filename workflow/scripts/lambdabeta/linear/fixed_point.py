@@ -37,6 +37,7 @@ class FixedPointResult:
     iterations: torch.Tensor  # iterations run per entry
     converged: torch.Tensor  # bool per entry
     b_norm_trace: torch.Tensor | None  # (entries, iterations + 1) spectral norms, if traced
+    encoder_trace: list[tuple[torch.Tensor, torch.Tensor]] | None  # (B_t, Σ_W,t), if traced
     attained: torch.Tensor  # bool per entry: converged to a minimum (module docstring)
     nll_per_decade: torch.Tensor  # change of the NLL per decade of iterations at the end
     kl_per_decade: torch.Tensor  # the same for the KL
@@ -129,8 +130,8 @@ def run_fixed_point(
 
     An entry has converged when max(‖B_{t+1} − B_t‖_F, ‖Σ_W,t+1 − Σ_W,t‖_F) < ``tol``; it then
     leaves the batch, so an iteration gets cheaper as entries converge. With ``trace=True`` every
-    entry runs all ``max_iter`` iterations and ‖B_t‖₂ is recorded (for the contraction figure);
-    ``tol`` then only decides what is reported as converged.
+    entry runs all ``max_iter`` iterations and ‖B_t‖₂ and (B_t, Σ_W,t) are recorded (for the
+    contraction figure and its metrics); ``tol`` then only decides what is reported as converged.
     """
     ops = Operators(instance)
     entries, m = b0.shape[0], b0.shape[1]
@@ -150,6 +151,7 @@ def run_fixed_point(
     converged = torch.zeros(entries, dtype=torch.bool)
     active = torch.arange(entries)
     norms = [torch.linalg.matrix_norm(c, ord=2)] if trace else None
+    encoders = [(c @ basis.mT, sigma_w.clone())] if trace else None
     doublings = _Doublings(ops, entries, m)
 
     for it in range(1, max_iter + 1):
@@ -170,6 +172,7 @@ def run_fixed_point(
         done = change < tol
         if trace:
             norms.append(torch.linalg.matrix_norm(c, ord=2))
+            encoders.append((c @ basis.mT, sigma_w))
             iterations[done & ~converged] = it
             converged |= done
             continue
@@ -203,6 +206,7 @@ def run_fixed_point(
         iterations=iterations,
         converged=converged,
         b_norm_trace=torch.stack(norms, dim=1) if trace else None,
+        encoder_trace=encoders,
         attained=attained,
         nll_per_decade=nll_rate,
         kl_per_decade=kl_rate,

@@ -210,6 +210,9 @@ class PhaseJob:
     map_points: int
     tol: float
     max_iter: int
+    adaptive_information: float
+    adaptive_betas: tuple[float, ...]
+    adaptive_iterations: int
     init: str
     seed: int
 
@@ -224,7 +227,7 @@ class PhaseJob:
             "dims": Dims(**values["dims"]),
             "scan": (float(low), float(high), int(per_decade)),
         }
-        for key in ("lambdas", "rays", "ray_betas"):
+        for key in ("lambdas", "rays", "ray_betas", "adaptive_betas"):
             values[key] = tuple(float(v) for v in values[key])
         return cls(**values)
 

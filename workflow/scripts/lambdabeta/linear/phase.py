@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..control import ControllerSettings
+from .adaptive import controlled_fixed_point
 from .closed_form import sigma_y_spectrum
 from .coupling import information_rank, sap_from_correlations, squared_correlations
 from .fixed_point import run_fixed_point
@@ -172,10 +174,20 @@ def rays(
     )
 
 
+def adaptive_law(information: float, iterations: int) -> ControllerSettings:
+    """The controller of the linear check: the deep runs' law without the averaging (the KL of
+    an iterate is exact), its set point ramped over the first tenth of the iterations."""
+    return ControllerSettings(
+        target=information, proportional=0.5, integral=0.05, lambda_min=1e-3, lambda_max=1e4,
+        initial_lambda=1.0, ramp_steps=iterations // 10, averaging=0.0,
+    )  # fmt: skip
+
+
 def run_phase(instance: Instance, job) -> dict[str, pd.DataFrame]:
     """The tables of one phase job (``PhaseJob``): ``critical`` (``measured_critical_betas`` for
     ``job.lambdas``), ``map`` (``rank_map`` on a geometric grid of ``job.map_points`` λ and β
-    around them) and ``rays`` (``rays``), each with the instance's n, m and s."""
+    around them), ``rays`` (``rays``) and ``adaptive`` (``controlled_fixed_point``), each with
+    the instance's n, m and s."""
     dims = job.dims
     solver = PhaseSolver(
         tol=job.tol,
@@ -195,6 +207,15 @@ def run_phase(instance: Instance, job) -> dict[str, pd.DataFrame]:
         "critical": measured_critical_betas(instance, dims.m, job.lambdas, solver),
         "map": rank_map(instance, dims.m, map_lambdas, map_betas, solver),
         "rays": rays(instance, dims.m, job.rays, job.ray_betas, job.ray_restarts, solver),
+        "adaptive": controlled_fixed_point(
+            instance,
+            dims.m,
+            job.adaptive_betas,
+            adaptive_law(job.adaptive_information, job.adaptive_iterations),
+            job.adaptive_iterations,
+            solver.seed,
+            init=job.init,
+        ),
     }
     for table in tables.values():
         for column in ("s", "m", "n"):

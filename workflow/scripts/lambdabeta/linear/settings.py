@@ -165,8 +165,9 @@ class ContractionSettings:
 @dataclass(frozen=True)
 class PhaseSettings:
     """Config ``linear.phase``: the λ of the critical-β table, the rays (values of
-    c = λ/(β − 1) and their β), the scan and bisection of β, the rank map's points per axis and
-    the fixed point's stopping rule there."""
+    c = λ/(β − 1) and their β), the scan and bisection of β, the rank map's points per axis, the
+    fixed point's stopping rule there, and the adaptive-λ check (its target I(X; Y), its β and
+    iterations)."""
 
     lambdas: tuple[float, ...] = (0.01, 0.1, 1, 2, 8)
     rays: tuple[float, ...] = (0.05, 0.25, 1.0)
@@ -177,6 +178,9 @@ class PhaseSettings:
     map_points: int = 24
     tol: float = 1.0e-10
     max_iter: int = 100_000
+    adaptive_information: float = 2.0
+    adaptive_betas: tuple[float, ...] = (2, 4, 16)
+    adaptive_iterations: int = 600
 
     def __post_init__(self) -> None:
         low, high, per_decade = self.scan
@@ -194,7 +198,7 @@ class PhaseSettings:
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> PhaseSettings:
         values = known_fields(cls, section)
-        for key in ("lambdas", "rays", "ray_betas"):
+        for key in ("lambdas", "rays", "ray_betas", "adaptive_betas"):
             if key in values:
                 values[key] = tuple(float(v) for v in values[key])
         if "scan" in values:
@@ -314,6 +318,9 @@ class LinearSettings:
             map_points=phase.map_points,
             tol=phase.tol,
             max_iter=phase.max_iter,
+            adaptive_information=phase.adaptive_information,
+            adaptive_betas=phase.adaptive_betas,
+            adaptive_iterations=phase.adaptive_iterations,
             init=self.init,
             seed=self.seed,
         )

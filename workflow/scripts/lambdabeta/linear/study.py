@@ -17,6 +17,7 @@ from .coupling import (
     distances_from_trivial,
     im_from_mutual_information,
     information_rank,
+    mean_mutual_information,
     mutual_information_from_correlations,
     sap_from_correlations,
     squared_correlations,
@@ -71,11 +72,14 @@ def grid_entries(
 def metrics_table(
     instance: Instance, params: Params, beta: torch.Tensor, lam: torch.Tensor
 ) -> pd.DataFrame:
-    """Per entry: the objective terms, the coupling metrics (SAP and I_m of the latent × factor
-    matrices, I(X; V)), the distances from the trivial solution and the stationarity residual."""
+    """Per entry: the objective terms, the coupling metrics of the sampled latent X = BY + W (SAP
+    and I_m of the latent × factor matrices, I(X; V): the paper's linear convention) and of the
+    encoder mean BY (``sap_mean``, ``im_mean``, ``mi_total_mean``), the distances from the
+    trivial solution, the stationarity residual and the number of informative directions."""
     terms = objective_terms(instance, params)
     s = squared_correlations(instance, params)
     mi = mutual_information_from_correlations(s)
+    mean = mean_coupling(instance, params)
     distances = distances_from_trivial(instance, params)
     return pd.DataFrame(
         {
@@ -86,6 +90,7 @@ def metrics_table(
             "sap": sap_from_correlations(s),
             "im": im_from_mutual_information(mi),
             "mi_total": total_mutual_information(instance, params).numpy(),
+            **mean,
             "a_norm": distances["a_norm"].numpy(),
             "b_norm": distances["b_norm"].numpy(),
             "sigma_w_dist": distances["sigma_w_dist"].numpy(),
@@ -94,6 +99,18 @@ def metrics_table(
             "rank": information_rank(instance, params),
         }
     )
+
+
+def mean_coupling(
+    instance: Instance, params: Params, suffix: str = "_mean"
+) -> dict[str, np.ndarray]:
+    """SAP, I_m and I(μ; V) of the encoder mean μ = BY, as columns ``sap_mean`` … ``suffix``."""
+    s = squared_correlations(instance, params, representation="mean")
+    return {
+        f"sap{suffix}": sap_from_correlations(s),
+        f"im{suffix}": im_from_mutual_information(mutual_information_from_correlations(s)),
+        f"mi_total{suffix}": mean_mutual_information(instance, params),
+    }
 
 
 def oracle_table(instance: Instance, m: int, beta: np.ndarray, lam: np.ndarray) -> pd.DataFrame:
@@ -188,6 +205,15 @@ def run_grid(
     # whether a minimum was reached is judged from the fixed point's trajectory alone
     fixed_point = method == "fixed_point"
     table["attained"] = result.attained.numpy() if fixed_point else pd.NA
+    # Eq. 11 at λ = 0: the fixed point's B_t stays proportional to Σ_W⁽⁰⁾⁻¹B⁽⁰⁾ as it collapses,
+    # so the mean's metrics are those of that matrix from its start on
+    if fixed_point:
+        start_b = torch.linalg.solve(start.sigma_w, start.b)
+        start_mean = mean_coupling(
+            instance, Params(start.a, start_b, start.sigma_z, start.sigma_w), "_mean_start"
+        )
+        for name, values in start_mean.items():
+            table[name] = values
     for name in ("nll_per_decade", "kl_per_decade"):
         table[name] = getattr(result, name).numpy() if fixed_point else math.nan
     return table
@@ -227,7 +253,9 @@ def contraction_traces(
     seed: int,
     init: str = "scaled_normal",
 ) -> pd.DataFrame:
-    """‖B_t‖₂ along ``iterations`` fixed-point steps for each (β, λ, restart): a long table."""
+    """‖B_t‖₂ along ``iterations`` fixed-point steps for each (β, λ, restart), with SAP and I_m
+    of the sampled latent (``sap``, ``im``) and of the encoder mean (``sap_mean``, ``im_mean``)
+    at every iteration: a long table."""
     grid = grid_entries(instance, m, betas, lambdas, restarts, seed, init=init)
     result = run_fixed_point(
         instance,
@@ -244,6 +272,15 @@ def contraction_traces(
     long = grid.table.loc[grid.table.index.repeat(len(steps))].reset_index(drop=True)
     long["iteration"] = np.tile(steps, len(grid.table))
     long["b_norm"] = norms.reshape(-1)
+    b = torch.stack([b for b, _ in result.encoder_trace], dim=1)  # entries × steps × m × n
+    sigma_w = torch.stack([w for _, w in result.encoder_trace], dim=1)
+    at = Params(a=None, b=b, sigma_z=None, sigma_w=sigma_w)
+    for representation, suffix in (("sampled", ""), ("mean", "_mean")):
+        s = squared_correlations(instance, at, representation=representation)
+        long[f"sap{suffix}"] = sap_from_correlations(s).reshape(-1)
+        long[f"im{suffix}"] = im_from_mutual_information(
+            mutual_information_from_correlations(s)
+        ).reshape(-1)
     return long
 
 

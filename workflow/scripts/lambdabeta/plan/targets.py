@@ -17,8 +17,12 @@ DEEP_FIGURES = [
     "fig6_tchebycheff",
     "fig7_reconstructions",
     "fig8_mi_heatmaps",
+    "fig9_traversals",
 ]
-LINEAR_TABLES = ["linear_metrics.csv", "linear_summary.csv", "linear_phase.csv", "linear_rays.csv"]
+LINEAR_TABLES = [
+    *("linear_metrics.csv", "linear_summary.csv"),
+    *("linear_phase.csv", "linear_rays.csv", "linear_adaptive.csv"),
+]
 DEEP_TABLES = ["deep_metrics.csv", "deep_summary.csv", "deep_summary.md", "deep_summary.tex"]
 SELECTION_TABLES = ["selection.csv", "tchebycheff_scores.csv", "pareto_front.csv"]
 LAMBDA_TABLES = ["lambda_effect.csv", "lambda_effect.md"]
@@ -34,6 +38,22 @@ def table_files(names: Iterable[str]) -> list[str]:
     return [f"results/tables/{name}" for name in names]
 
 
+SAMPLED_FIGURES = ["fig4_beta_sweep_sampled", "fig5_lambda_heatmaps_sampled"]
+"""Figs 4-5 of the sampled representation, when ``deep.evaluate.representations`` scores it."""
+
+
+def deep_figures(config: Mapping[str, Any]) -> list[str]:
+    """The deep figures the config asks for: the paper's, the traversals, and Figs 4-5 of the
+    sampled representation when it is scored."""
+    scored = config["deep"].get("evaluate", {}).get("representations", ["mean"])
+    adaptive = (config["deep"].get("adaptive") or {}).get("enabled", False)
+    return (
+        DEEP_FIGURES
+        + (SAMPLED_FIGURES if "sampled" in scored else [])
+        + (["fig_adaptive"] if adaptive else [])
+    )
+
+
 def all_targets(config: Mapping[str, Any]) -> list[str]:
     """Every final output ``config`` asks for."""
     targets = table_files(CLAIMS_TABLES)
@@ -43,5 +63,5 @@ def all_targets(config: Mapping[str, Any]) -> list[str]:
     if datasets:
         targets += [f"results/datasets/{d}_samples.png" for d in datasets]
         targets += table_files(DEEP_TABLES + SELECTION_TABLES + LAMBDA_TABLES)
-        targets += figure_files(DEEP_FIGURES)
+        targets += figure_files(deep_figures(config))
     return targets

@@ -68,10 +68,11 @@ class Finished:
         try:
             with open(files["summary"]) as stream:
                 recorded = json.load(stream)["settings"]
-            science = {key: recorded[key] for key in TrainSettings.SCIENCE}
-        except (OSError, ValueError, KeyError, TypeError):
+            # a static run's science has no controller (older run.json files lack the key)
+            science = {key: recorded.get(key) for key in TrainSettings.SCIENCE}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return False
-        if science != self.deep.train_science(run):
+        if science.pop("controller") is not None or science != self.deep.train_science(run):
             return False
         if run.phase == "stabilize":
             return True
@@ -100,6 +101,8 @@ class TrainingRule:
     log: str
     members: Members
     packed: bool
+    adaptive: bool = False
+    reference: str | None = None  # an adaptive λ's reference curve, when it sets the target
 
 
 def _one_run_members(phase: str) -> Members:
@@ -108,6 +111,34 @@ def _one_run_members(phase: str) -> Members:
 
 def _pack_members(pack: grid.Pack) -> Members:
     return lambda wildcards, output: [train_member(run) for run in pack.runs]
+
+
+def _adaptive_rule(deep: DeepSettings, images: str, log_dir: str) -> TrainingRule:
+    """The rule of the adaptive finetunes (``deep.adaptive``): from the stabilized model, and,
+    when the target is the reference model's rate, after that model's training curve."""
+    reference = None
+    if deep.adaptive.get("target") is None:
+        beta = deep.adaptive["reference_beta"]
+        folder = f"{grid.RUNS_DIR}/{{dataset}}/beta{grid.format_number(beta)}/seed{{seed}}"
+        reference = train_outputs(folder)["curve"]
+    return TrainingRule(
+        name="adapt",
+        phase="finetune",
+        images=images,
+        init=train_outputs(grid.STABILIZED_DIR)["model"],
+        output=train_outputs(grid.ADAPTIVE_DIR),
+        log=f"{log_dir}/adaptive/finetune.log",
+        members=lambda wildcards, output: [
+            train_member(
+                grid.Run(
+                    wildcards.dataset, float(wildcards.beta), int(wildcards.seed), adaptive=True
+                )
+            )
+        ],
+        packed=False,
+        adaptive=True,
+        reference=reference,
+    )
 
 
 def training_rules(deep: DeepSettings, finished: Callable[[grid.Run], bool]) -> list[TrainingRule]:
@@ -136,6 +167,8 @@ def training_rules(deep: DeepSettings, finished: Callable[[grid.Run], bool]) -> 
             packed=False,
         ),
     ]
+    if deep.adaptive.get("enabled"):
+        rules.append(_adaptive_rule(deep, images, log_dir))
     if deep.pack_size == 1:
         return rules
     for phase in grid.PHASES:

@@ -28,6 +28,7 @@ from matplotlib.patches import Rectangle
 from ..aggregate import summarize
 from ..selection import PAPER_RECONSTRUCTION_METRIC, reconstruction_column
 from .heatmaps import (
+    MAX_FIGURE_HEIGHT,
     annotated_heatmap,
     annotation_fontsize,
     colormap,
@@ -66,10 +67,14 @@ def dataset_label(name: str) -> str:
     return DATASET_LABELS.get(name, name)
 
 
-def sweep_metrics(reconstruction: str = PAPER_RECONSTRUCTION_METRIC) -> tuple[str, str, str]:
+def sweep_metrics(
+    reconstruction: str = PAPER_RECONSTRUCTION_METRIC, representation: str = "mean"
+) -> tuple[str, str, str]:
     """The paper's panels of Figs 4-5, in its order: the NLL (the column of the
-    ``deep.reconstruction_metric``, titled by its own label: train BCE or recon. NLL), SAP, MIG."""
-    return reconstruction_column(reconstruction), "sap", "mig"
+    ``deep.reconstruction_metric``, titled by its own label: train BCE or recon. NLL), SAP, MIG;
+    of the encoder mean (the paper's) or of the sampled representation (``_sampled`` columns)."""
+    suffix = "" if representation == "mean" else f"_{representation}"
+    return reconstruction_column(reconstruction), f"sap{suffix}", f"mig{suffix}"
 
 
 SWEEP_METRICS = sweep_metrics()  # the paper's panels with the paper's NLL
@@ -247,11 +252,14 @@ def fig6_tchebycheff(
     png_path: str | os.PathLike,
     *,
     datasets: Sequence[str] | None = None,
+    adaptive: Table | None = None,
 ) -> plt.Figure:
     """Fig 6: β × λ heatmaps of the augmented Tchebycheff score S, one column per w1.
 
     Reads the long ``tchebycheff_scores`` table (columns ``dataset, w1, beta, lambda, score,
-    minimizer``); the selected (β, λ) of each panel is outlined in red.
+    minimizer``); the selected (β, λ) of each panel is outlined in red. With ``adaptive`` (the
+    deep_metrics table), each adaptive finetune's final λ (median over seeds) is marked with a
+    diamond in its β row, placed between the λ columns on a log scale.
     """
     use_style()
     table = _read_table(scores)
@@ -270,6 +278,8 @@ def fig6_tchebycheff(
             frame = panel.pivot(index="beta", columns="lambda", values="score")
             grid_heatmap(ax, frame, cmap=colormap("score"), cell_size=cell_size)
             _mark_minimizer(ax, frame, panel[panel["minimizer"].astype(bool)])
+            if adaptive is not None:
+                _mark_adaptive(ax, frame, _read_table(adaptive), name)
             if row == 0:
                 ax.set_title(f"$w_1$ = {w1:g}")
             if col > 0:
@@ -277,6 +287,31 @@ def fig6_tchebycheff(
         label_row(axes[row, 0], dataset_label(name))
     save_figure(fig, pdf_path, png_path)
     return fig
+
+
+def lambda_position(lam: float, lambdas: Sequence[float]) -> float:
+    """Where λ falls on a heatmap's λ axis (cell centres at k + ½): log-linear between the
+    columns of λ > 0 (the λ = 0 column is the first), clipped to the outermost columns."""
+    lambdas = sorted(float(v) for v in lambdas)
+    positive = [(k, v) for k, v in enumerate(lambdas) if v > 0]
+    if not positive or lam <= positive[0][1]:
+        return (positive[0][0] if positive else 0) + 0.5
+    logs = np.log([v for _, v in positive])
+    index = np.interp(np.log(lam), logs, [k for k, _ in positive])
+    return float(index) + 0.5
+
+
+def _mark_adaptive(ax: plt.Axes, frame: pd.DataFrame, metrics: pd.DataFrame, dataset: str) -> None:
+    """A diamond at each adaptive finetune's final λ (median over seeds) in its β row."""
+    runs = metrics[(metrics["dataset"] == dataset) & (metrics["phase"] == "adaptive")]
+    if runs.empty:
+        return
+    betas = sorted(frame.index)
+    for beta, block in runs.groupby("beta"):
+        if beta in betas:
+            x = lambda_position(float(block["final_lambda"].median()), frame.columns)
+            ax.plot(x, betas.index(beta) + 0.5, marker="D", ms=5, mfc="white", mec="black",
+                    mew=0.8, zorder=6, clip_on=False)  # fmt: skip
 
 
 def _mark_minimizer(ax: plt.Axes, frame: pd.DataFrame, chosen: pd.DataFrame) -> None:
@@ -491,3 +526,90 @@ def _read_mi_matrix(path: str | os.PathLike) -> pd.DataFrame:
     if "latent" not in matrix:
         raise ValueError(f"{path}: an MI matrix needs a 'latent' column, got {list(matrix)}")
     return matrix.set_index("latent").astype(float)
+
+
+def fig9_traversals(
+    traversals: Sequence[str | os.PathLike],
+    settings: Sequence[Mapping],
+    pdf_path: str | os.PathLike,
+    png_path: str | os.PathLike,
+) -> None:
+    """Latent traversals: for each shown run (``settings[i]``, its ``traversals.npz`` at
+    ``traversals[i]``), each latent swept over [−r, r] from one test image's μ and decoded, one
+    row per latent by decreasing KL, each row labelled with its KL (nats): the collapsed latents
+    (KL ≈ 0) are the rows that do not change."""
+    use_style()
+    _check_settings(traversals, settings, "traversals")
+    loaded = []
+    for path in traversals:
+        with np.load(path) as arrays:
+            loaded.append({key: arrays[key] for key in arrays.files})
+    columns = len(loaded)
+    latents = max(len(t["order"]) for t in loaded)
+    height = min(0.32 * latents + 0.8, MAX_FIGURE_HEIGHT)
+    fig, axes = plt.subplots(
+        1, columns, figsize=(PAGE_WIDTH, height), squeeze=False, layout="constrained"
+    )
+    for ax, traversal, setting in zip(axes[0], loaded, settings, strict=True):
+        rows = [tile_images(traversal["images"][k]) for k in range(len(traversal["order"]))]
+        image = np.concatenate(
+            [np.pad(r, ((1, 1), (0, 0), (0, 0)), constant_values=255) for r in rows]
+        )
+        ax.imshow(
+            image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255
+        )
+        height = image.shape[0] / len(rows)
+        kl = traversal["kl"][traversal["order"]]
+        ax.set_yticks(
+            (np.arange(len(rows)) + 0.5) * height,
+            labels=[
+                f"z{j} · KL {value:.2f}" for j, value in zip(traversal["order"], kl, strict=True)
+            ],
+            fontsize=6,
+        )
+        values = traversal["values"]
+        ax.set_xticks([])
+        ax.set_xlabel(f"z from {values[0]:g} to {values[-1]:g}", fontsize=7)
+        ax.set_title(f"{dataset_label(setting['dataset'])}\n{_setting_title(setting)}", fontsize=8)
+        ax.grid(False)
+    save_figure(fig, pdf_path, png_path)
+
+
+def fig_adaptive(
+    curves: Sequence[str | os.PathLike],
+    runs: Sequence[Mapping],
+    pdf_path: str | os.PathLike,
+    png_path: str | os.PathLike,
+) -> None:
+    """The adaptive finetunes: λ(t) (log scale) and the controller's averaged KL against its set
+    point, one row per dataset, colour by β, one thin line per seed; ``curves[i]`` is the
+    training curve of ``runs[i]`` (records with dataset, β and seed)."""
+    use_style()
+    if len(curves) != len(runs) or not curves:
+        raise ValueError(f"fig_adaptive: {len(curves)} curves for {len(runs)} runs")
+    names = list(dict.fromkeys(run["dataset"] for run in runs))
+    betas = sorted({float(run["beta"]) for run in runs})
+    colors = dict(zip(betas, plt.get_cmap("viridis")(np.linspace(0, 0.9, len(betas))), strict=True))
+    fig, axes = plt.subplots(
+        len(names), 2, figsize=(PAGE_WIDTH, 2.2 * len(names) + 0.4), squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
+    for path, run in zip(curves, runs, strict=True):
+        curve = pd.read_csv(path)
+        row = names.index(run["dataset"])
+        color = colors[float(run["beta"])]
+        axes[row, 0].plot(curve["step"], curve["lam"], color=color, lw=0.8, alpha=0.8)
+        axes[row, 1].plot(curve["step"], curve["kl_average"], color=color, lw=0.8, alpha=0.8)
+        axes[row, 1].plot(curve["step"], curve["set_point"], color="black", lw=0.8, ls="--")
+    for row, name in enumerate(names):
+        axes[row, 0].set_yscale("log")
+        axes[row, 0].set_ylabel(LABELS["lambda"])
+        axes[row, 1].set_ylabel("averaged KL (nats)")
+        for ax in axes[row]:
+            ax.set_xlabel("finetune step")
+        label_row(axes[row, 0], dataset_label(name))
+    handles = [plt.Line2D([], [], color=colors[b], lw=1.2) for b in betas]
+    handles.append(plt.Line2D([], [], color="black", lw=0.8, ls="--"))
+    labels = [f"β = {b:g}" for b in betas] + ["set point"]
+    fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False)
+    save_figure(fig, pdf_path, png_path)

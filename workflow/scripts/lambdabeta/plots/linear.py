@@ -49,7 +49,8 @@ def fig2_linear_beta_sweep(
     *,
     columns: Sequence[str] = LINEAR_METRICS,
 ) -> None:
-    """Fig 2: the β-VAE (λ = 0): NLL, SAP and I_m against β, box plots over restarts per method.
+    """Fig 2: the β-VAE (λ = 0): NLL, SAP and I_m against β, box plots over restarts per method
+    (of the sampled latent, the paper's), and, dashed, the encoder mean's SAP and I_m.
 
     One row per problem size; β is categorical (the grid need not be geometric).
     """
@@ -88,6 +89,8 @@ def fig2_linear_beta_sweep(
                 ax=ax,
                 legend=row == 0 and col == 0,
             )
+            if f"{metric}_mean" in rows:
+                _mean_convention(ax, _of_size(table, size), metric, order, methods)
             ax.set_xlabel(LABELS["beta"])
             ax.set_ylabel(LABELS[metric])
             if row == 0:
@@ -96,8 +99,24 @@ def fig2_linear_beta_sweep(
     if axes[0, 0].get_legend() is not None:
         handles, labels = axes[0, 0].get_legend_handles_labels()
         axes[0, 0].get_legend().remove()
+        if "sap_mean" in table:
+            handles.append(plt.Line2D([], [], color="grey", ls="--", marker="o", ms=3, lw=0.9))
+            labels.append("encoder mean μ = BY (median)")
         fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False)
     save_figure(fig, pdf_path, png_path)
+
+
+def _mean_convention(
+    ax: plt.Axes, rows: pd.DataFrame, metric: str, order: list[str], methods: list[str]
+) -> None:
+    """Fig 2 beside its boxes (the sampled latent X = BY + W, the theory's): the median over
+    restarts of the same metric of the encoder mean BY, dashed, one line per method. It does not
+    fall where B collapses (its correlations ignore B's scale)."""
+    for method in methods:
+        medians = rows[rows["method"] == method].groupby("beta")[f"{metric}_mean"].median()
+        positions = [order.index(f"{beta:g}") for beta in medians.index]
+        ax.plot(positions, medians.to_numpy(), ls="--", marker="o", ms=3, lw=0.9,
+                color=METHOD_PALETTE[method])  # fmt: skip
 
 
 def fig3_linear_lambda_heatmaps(

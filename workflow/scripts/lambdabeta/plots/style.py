@@ -26,6 +26,9 @@ LABELS = {
     "sap": "SAP",
     "mig": "MIG",
     "im": r"$I_m$ (nats)",
+    "sap_sampled": "SAP (sampled z)",
+    "mig_sampled": "MIG (sampled z)",
+    "im_sampled": r"$I_m$ (nats, sampled z)",
     "beta": r"$\beta$",
     "lambda": r"$\lambda$",
 }

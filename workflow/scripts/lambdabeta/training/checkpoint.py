@@ -14,7 +14,9 @@ stabilized model). A checkpoint of another identity or format is refused with
 checkpoint interval may change between sessions.
 
 Keys of format 2 (format 1 drew a finetune's streams per λ): ``format, identity, step, model,
-optimizer, index_rng, noise_rng, pending, rows, elapsed, pack``.
+optimizer, index_rng, noise_rng, pending, rows, elapsed, pack``, and ``controller``, the state of
+an adaptive λ's controller (None, or absent in older files, for a static λ). An adaptive run's
+identity holds its controller's settings, so a resume under other settings is refused.
 """
 
 from __future__ import annotations
@@ -117,6 +119,7 @@ def write_checkpoint(
     rows: list[list[float]],
     elapsed: float,
     pack: list[str],
+    controller: dict[str, torch.Tensor] | None = None,
 ) -> None:
     """Write everything needed to continue a run after ``step``, atomically."""
     checkpoint = {
@@ -131,6 +134,7 @@ def write_checkpoint(
         "rows": rows,
         "elapsed": elapsed,
         "pack": pack,
+        "controller": controller,
     }
     with atomic_path(path) as tmp:
         torch.save(checkpoint, tmp)

@@ -4,38 +4,50 @@ The curve has one row per ``log_every`` steps holding the *mean* of each loss te
 since the previous row (``steps_in_row`` of them), so means over any window of whole rows are
 exact. Loss terms are accumulated on the device (``RowAccumulator``) and read back only when a
 row is written, so the step itself never waits for the device. Columns: ``step``, the terms of
-``lambdabeta.loss.LOSS_TERMS``, the KL of each latent ``kl_z0 …``, ``seconds`` (wall time of the
-run so far) and ``steps_in_row``.
+``lambdabeta.loss.LOSS_TERMS``, the KL of each latent ``kl_z0 …``, for an adaptive λ the
+``CONTROL_COLUMNS`` (the λ of the steps, the controller's averaged KL and its set point),
+``seconds`` (wall time of the run so far) and ``steps_in_row``.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 
 from ..io import atomic_path
 from ..loss import LOSS_TERMS
 
+CONTROL_COLUMNS = ("lam", "kl_average", "set_point")
+"""The columns an adaptive λ adds to each row: the mean λ of the row's steps, and the
+controller's averaged KL and set point (means over the row's steps)."""
 
-def curve_columns(latent_dim: int) -> list[str]:
+
+def curve_columns(latent_dim: int, controlled: bool = False) -> list[str]:
     """Header of the training-curve CSV."""
     latents = [f"kl_z{j}" for j in range(latent_dim)]
-    return ["step", *LOSS_TERMS, *latents, "seconds", "steps_in_row"]
+    control = list(CONTROL_COLUMNS) if controlled else []
+    return ["step", *LOSS_TERMS, *latents, *control, "seconds", "steps_in_row"]
 
 
-def term_count(latent_dim: int) -> int:
-    """How many loss terms a step reports: ``LOSS_TERMS`` and one KL per latent."""
-    return len(LOSS_TERMS) + latent_dim
+def term_count(latent_dim: int, controlled: bool = False) -> int:
+    """How many values a step reports: ``LOSS_TERMS``, one KL per latent, and for an adaptive λ
+    the ``CONTROL_COLUMNS``."""
+    return len(LOSS_TERMS) + latent_dim + (len(CONTROL_COLUMNS) if controlled else 0)
 
 
-def write_curve(path: Path, rows: list[list[float]], latent_dim: int) -> None:
+def write_curve(
+    path: Path, rows: list[list[float]], latent_dim: int, controlled: bool = False
+) -> None:
     """The whole curve, written atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(curve_columns(latent_dim))
+        writer.writerow(curve_columns(latent_dim, controlled))
         writer.writerows(rows)
 
 
@@ -100,3 +112,69 @@ class RowAccumulator:
         self.count = counts.pop()
         for k, terms in enumerate(pending):
             self.values[: self.count, k].copy_(terms.to(self.values.device))
+
+
+def tail_mean(curve_csv: str | os.PathLike, column: str, window: int) -> float:
+    """Mean of ``column`` (a term of the curve, ``bce`` say) over the last ``window`` steps.
+
+    Each row of the curve holds the mean over the steps (t − steps_in_row, t]; the result is
+    ``Σ_r w_r · x_r / window`` with ``w_r`` the number of the row's steps that fall in the
+    window, so the oldest row counts only with its overlap when ``window`` is not a multiple of
+    the logging interval. Rows must be contiguous (each ``step`` is the previous one plus its
+    ``steps_in_row``), and the curve must cover at least ``window`` steps.
+    """
+    curve_csv = Path(curve_csv)
+    curve = pd.read_csv(curve_csv)
+    missing = [name for name in ("step", column, "steps_in_row") if name not in curve.columns]
+    if missing:
+        raise ValueError(f"training curve {curve_csv} lacks column(s) {missing}")
+    if window < 1:
+        raise ValueError(f"the window must be ≥ 1 step (bce_window), got {window}")
+    step = curve["step"].to_numpy(dtype=np.int64)
+    steps_in_row = curve["steps_in_row"].to_numpy(dtype=np.int64)
+    values = curve[column].to_numpy(dtype=np.float64)
+    if (steps_in_row < 1).any():
+        raise ValueError(f"training curve {curve_csv}: steps_in_row must be ≥ 1 in every row")
+    gaps = np.flatnonzero(np.diff(step) != steps_in_row[1:])
+    if gaps.size:
+        row = int(gaps[0]) + 1
+        raise ValueError(
+            f"training curve {curve_csv} is not contiguous at row {row}: step {step[row]} after "
+            f"step {step[row - 1]} but steps_in_row {steps_in_row[row]}"
+        )
+    if steps_in_row.sum() < window:
+        raise ValueError(
+            f"training curve {curve_csv} covers {steps_in_row.sum()} steps, fewer than "
+            f"bce_window = {window}; lower bce_window in the evaluation settings"
+        )
+    steps_after_row = np.cumsum(steps_in_row[::-1])[::-1] - steps_in_row
+    weight = np.clip(window - steps_after_row, 0, steps_in_row)
+    used = weight > 0
+    if not np.isfinite(values[used]).all():
+        raise ValueError(
+            f"training curve {curve_csv} has non-finite {column} in its last {window} steps"
+        )
+    return float(np.dot(weight[used], values[used]) / window)
+
+
+CONTROL_WINDOW = 0.1
+"""The last fraction of a finetune's steps over which an adaptive λ is judged to hold its
+target (``control_summary``)."""
+
+
+def control_summary(curve_csv: str | os.PathLike) -> dict[str, float]:
+    """An adaptive λ's record from its curve: its last λ (``final_lambda``), its set point at the
+    end (``control_target``) and the largest relative deviation |ā − r|/r of the averaged KL from
+    the set point over the rows of the last ``CONTROL_WINDOW`` of the steps
+    (``control_error``); NaN for a static λ's curve (no ``CONTROL_COLUMNS``)."""
+    curve = pd.read_csv(curve_csv)
+    if not set(CONTROL_COLUMNS) <= set(curve.columns):
+        return {"final_lambda": np.nan, "control_error": np.nan, "control_target": np.nan}
+    last = curve["step"].max()
+    tail = curve[curve["step"] > last * (1 - CONTROL_WINDOW)]
+    deviation = (tail["kl_average"] - tail["set_point"]).abs() / tail["set_point"]
+    return {
+        "final_lambda": float(curve["lam"].iloc[-1]),
+        "control_error": float(deviation.max()),
+        "control_target": float(curve["set_point"].iloc[-1]),
+    }

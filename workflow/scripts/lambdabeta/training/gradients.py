@@ -30,7 +30,7 @@ def make_pack_gradients(
     weights: PackWeights,
     data: DeviceImages,
     betas: Sequence[float],
-    lams: Sequence[float],
+    lams: Sequence[float | torch.Tensor],
     latent_dim: int,
     forward_context: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     wrap: Callable[[Callable], Callable] = lambda function: function,
@@ -39,7 +39,9 @@ def make_pack_gradients(
 
     ``weights`` are K VAEs with ``data.num_channels`` channels and ``latent_dim`` latents.
     ``indices`` (K × B) picks each member's images from ``data``; ``noise`` (K × B × m) is each
-    member's reparameterisation noise. The function adds the gradient of the pack loss
+    member's reparameterisation noise; a member's λ may be a 0-d tensor on the device (an adaptive
+    λ, read at every step, so one compiled step serves every value). The function adds the
+    gradient of the pack loss
     ``Σ_k loss_k``, ``loss_k = bce_k + β_k·kl_k + λ_k·l2_k``, to the weights' ``.grad`` and
     returns the members' terms (detached, rows as ``LossTerms.rows``). The forward passes (not
     the losses) run inside ``forward_context()`` (e.g. an autocast); ``wrap`` (e.g.
@@ -83,6 +85,10 @@ def _loop_gradients(weights, architecture, data, betas, lams, forward_context, w
 
 
 def _vmap_gradients(weights, architecture, data, betas, lams, forward_context, wrap):
+    if any(isinstance(value, torch.Tensor) for value in lams):
+        raise ValueError(
+            "an adaptive λ trains alone (a pack of one, loop mode), not in a vmap pack"
+        )
     beta = torch.tensor(betas, device=data.device)
     lam = torch.tensor(lams, device=data.device)
     # members at λ = 0 only report L2; keep it out of the graph when no member needs it

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..control import ControllerSettings, ControllerState
 from ..io import write_json
 from ..model import VAE, load_model, save_weights
 from ..settings import TrainSettings
@@ -78,6 +79,11 @@ class Member:
     elapsed_before: float = 0.0  # wall seconds of the run before the current session
     trained_seconds: float = 0.0  # wall seconds this process spent on its steps
     failure: str | None = None
+    controller: ControllerState | None = None  # an adaptive λ's, on the device
+
+    @property
+    def controlled(self) -> bool:
+        return self.controller is not None
 
     @property
     def settings(self) -> TrainSettings:
@@ -121,6 +127,7 @@ class Member:
             rows=self.rows,
             elapsed=elapsed,
             pack=pack,
+            controller=self.controller.state_dict() if self.controlled else None,
         )
 
 
@@ -148,6 +155,9 @@ def start_member(spec: PackMember, images: np.ndarray, device: torch.device) -> 
     if settings.channels_last:
         model = model.to(memory_format=torch.channels_last)
     index_generator, noise_generator = make_generators(settings, device)
+    controller = None
+    if settings.controller is not None:
+        controller = ControllerState(ControllerSettings(**settings.controller), device)
     return Member(
         spec=spec,
         identity=checkpoint.run_identity(settings, images.shape, init_sha256),
@@ -155,7 +165,8 @@ def start_member(spec: PackMember, images: np.ndarray, device: torch.device) -> 
         optimizer=None,
         index_generator=index_generator,
         noise_generator=noise_generator,
-        pending=torch.empty(0, term_count(settings.latent_dim)),
+        pending=torch.empty(0, term_count(settings.latent_dim, controller is not None)),
+        controller=controller,
     )
 
 
@@ -176,10 +187,12 @@ def resume(member: Member) -> None:
         member.rows = saved["rows"]
         member.step = member.start_step = saved["step"]
         member.elapsed_before = saved["elapsed"]
+        if member.controlled:
+            member.controller.load_state_dict(saved["controller"])
         logger.info(
             "%s: resuming from step %d of %d", member.name, member.step, member.settings.steps
         )
-    write_curve(member.partial_curve, member.rows, member.settings.latent_dim)
+    write_curve(member.partial_curve, member.rows, member.settings.latent_dim, member.controlled)
 
 
 def finish(
@@ -209,7 +222,7 @@ def finish(
             elapsed=member.elapsed_before,
             pack=pack["runs"],
         )
-    write_curve(spec.log_path, member.rows, settings.latent_dim)
+    write_curve(spec.log_path, member.rows, settings.latent_dim, member.controlled)
     write_json(spec.summary_path, summary)
     save_weights(
         spec.model_path, member.weights, int(data_shape[-1]), settings.latent_dim, resolved
@@ -247,4 +260,6 @@ def _summary(member: Member, resolved: dict[str, Any], pack: dict[str, Any]) -> 
         "final_row_steps": last[-1],
         "init_model": resolved["init_model"],
         "pack": pack,
+        # an adaptive λ: where the controller ended (the last row's means)
+        "final_lambda": last[-5] if member.controlled else settings.lam,
     }

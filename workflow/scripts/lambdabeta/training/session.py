@@ -92,8 +92,11 @@ def start_session(members: list[Member], device: torch.device, mode: str) -> Ses
         if any(state is None for state in states):
             raise ValueError("a pack cannot join fresh runs with resumed ones at one step")
         optimizer.load_state_dict(weights.adam_state(states))
+    controlled = {member.controlled for member in members}
+    if len(controlled) > 1:
+        raise ValueError("a pack cannot join runs with an adaptive λ and runs with a static one")
     accumulator = RowAccumulator(
-        settings.log_every, len(members), term_count(settings.latent_dim), device
+        settings.log_every, len(members), term_count(settings.latent_dim, controlled.pop()), device
     )
     accumulator.restore([member.pending for member in members])
     return Session(
@@ -172,6 +175,24 @@ def write_rows(session: Session, step: int) -> list[float]:
     return rows[0] if rows else []
 
 
+KL_TERM = 2  # the index of the KL in a step's terms (loss, bce, kl, l2, …)
+
+
+def _controlled(members: list[Member], terms: torch.Tensor) -> torch.Tensor:
+    """The step's terms, with each adaptive member's λ of the step, averaged KL and set point
+    appended (its controller updated from the step's KL: on the device, no sync)."""
+    if not members[0].controlled:
+        return terms
+    extra = []
+    for k, member in enumerate(members):
+        controller = member.controller
+        used = controller.lam.clone()
+        controller.update(terms[k, KL_TERM])
+        values = (used, controller.average, controller.set_point())
+        extra.append(torch.stack([value.to(terms.dtype) for value in values]))
+    return torch.cat([terms, torch.stack(extra)], dim=1)
+
+
 def run_steps(session: Session, data: DeviceImages, stop: int, progress_interval: float) -> None:
     """Train the session's members from its step to ``stop``, or until a member fails; then
     end the session."""
@@ -180,7 +201,8 @@ def run_steps(session: Session, data: DeviceImages, stop: int, progress_interval
         session.weights,
         data,
         [member.settings.beta for member in members],
-        [member.settings.lam for member in members],
+        # an adaptive member's λ is its controller's tensor, updated in place after each step
+        [member.controller.lam if member.controlled else member.settings.lam for member in members],
         settings.latent_dim,
         forward_context=forward_context(settings, device),
         wrap=torch.compile if settings.compile else lambda function: function,
@@ -207,7 +229,7 @@ def run_steps(session: Session, data: DeviceImages, stop: int, progress_interval
                 # each member draws from its own streams, exactly as its solo run does
                 torch.randint(len(data), (batch,), generator=member.index_generator, out=indices[k])
                 torch.randn((batch, latents), generator=member.noise_generator, out=noise[k])
-            session.accumulator.add(step_fn(indices, noise))
+            session.accumulator.add(_controlled(members, step_fn(indices, noise)))
             session.step = step
             bar.update()
             failed = False
