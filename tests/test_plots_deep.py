@@ -1,4 +1,4 @@
-"""Figures 4-8 render from tiny tables, and the helpers behind them behave."""
+"""Figures 4-9 and the adaptive λ figure render from tiny tables; the helpers behind them behave."""
 
 from __future__ import annotations
 
@@ -176,6 +176,94 @@ def test_fig6_marks_the_minimizer_the_scores_name(metrics, tmp_path):
 
     with pytest.raises(ValueError, match=r"no w1 = 0\.25"):
         deep.fig6_tchebycheff(scores, [0.25], pdf, png)
+
+
+def test_lambda_position_is_log_linear_between_the_positive_columns():
+    lambdas = [0.0, 8.0, 64.0]
+    assert deep.lambda_position(8.0, lambdas) == pytest.approx(1.5)
+    assert deep.lambda_position((8.0 * 64.0) ** 0.5, lambdas) == pytest.approx(2.0)
+    assert deep.lambda_position(1.0e4, lambdas) == pytest.approx(2.5)  # clipped to the last
+    assert deep.lambda_position(0.5, lambdas) == pytest.approx(1.5)  # never into λ = 0
+
+
+def test_fig6_marks_each_adaptive_run_at_its_median_final_lambda(metrics, tmp_path):
+    scores_path = tmp_path / "tchebycheff_scores.csv"
+    score_grid(summarize(metrics), [0.5]).to_csv(scores_path, index=False)
+    finals = {16.0: (2.0, 8.0, 32.0), 4.0: (16.0, 16.0, 64.0)}  # medians 8 and 16 (clipped)
+    adaptive = pd.DataFrame(
+        [{"dataset": "dsprites", "phase": "adaptive", "beta": beta, "seed": seed,
+          "lambda": np.nan, "final_lambda": lam}
+         for beta, lams in finals.items() for seed, lam in enumerate(lams)]
+    )  # fmt: skip
+    pdf, png = outputs(tmp_path, "fig6")
+    fig = deep.fig6_tchebycheff(scores_path, [0.5], pdf, png, adaptive=adaptive)
+    assert_saved(pdf, png)
+    (ax,) = panels(fig)
+    marks = sorted(
+        (line.get_ydata()[0], line.get_xdata()[0])
+        for line in ax.get_lines()
+        if line.get_marker() == "D"
+    )
+    rows = {beta: k for k, beta in enumerate(BETAS)}
+    expected = sorted(
+        (rows[beta] + deep.ADAPTIVE_MARK_HEIGHT, deep.lambda_position(np.median(lams), LAMBDAS))
+        for beta, lams in finals.items()
+    )
+    np.testing.assert_allclose(marks, expected)
+    assert [y - deep.ADAPTIVE_MARK_HEIGHT for y, _ in expected] == [1, 2]  # rows of β = 4, 16
+    unmarked = deep.fig6_tchebycheff(scores_path, [0.5], pdf, png, adaptive=adaptive.iloc[:0])
+    assert not [line for line in panels(unmarked)[0].get_lines() if line.get_marker() == "D"]
+
+
+def test_fig9_rows_are_latents_by_kl_labelled_with_it(tmp_path):
+    rng = np.random.default_rng(2)
+    kl = np.array([0.01, 3.5, 0.9])
+    order = np.argsort(-kl)
+    steps = 5
+    path = tmp_path / "traversals.npz"
+    np.savez(path, index=np.array(7), original=rng.integers(0, 256, (64, 64, 1), dtype=np.uint8),
+             values=np.linspace(-3, 3, steps), order=order, kl=kl,
+             images=rng.integers(0, 256, (3, steps, 64, 64, 1), dtype=np.uint8))  # fmt: skip
+    pdf, png = outputs(tmp_path, "fig9")
+    fig = deep.fig9_traversals([path, path], SETTINGS[:2], pdf, png)
+    assert_saved(pdf, png)
+    first, second = panels(fig)
+    labels = [t.get_text() for t in first.get_yticklabels()]
+    assert labels == ["z1 · KL 3.50", "z2 · KL 0.90", "z0 · KL 0.01"]
+    assert first.get_xlabel() == "z from -3 to 3"
+    assert second.get_title().endswith(deep._setting_title(SETTINGS[1]))
+    ((image,),) = [first.get_images()]
+    assert image.get_array().shape[:2] == (3 * (64 + 2), steps * 64 + (steps - 1) * 2)
+    with pytest.raises(ValueError):
+        deep.fig9_traversals([path], SETTINGS[:2], pdf, png)
+
+
+def test_fig_adaptive_draws_lambda_and_the_rate_against_its_set_point(tmp_path):
+    runs, curves = [], []
+    for beta in (64.0, 1024.0):
+        for seed in (0, 1):
+            steps = np.arange(1, 6) * 10
+            lam = 10.0 * (1 + seed + steps / beta)
+            curve = pd.DataFrame(
+                {"step": steps, "lam": lam, "kl_average": steps / 10.0, "set_point": 4.0}
+            )
+            curves.append(tmp_path / f"curve_{beta:g}_{seed}.csv")
+            curve.to_csv(curves[-1], index=False)
+            runs.append({"dataset": "dsprites", "beta": beta, "seed": seed})
+    pdf, png = outputs(tmp_path, "fig_adaptive")
+    fig = deep.fig_adaptive(curves, runs, pdf, png)
+    assert_saved(pdf, png)
+    lam_ax, kl_ax = panels(fig)
+    assert lam_ax.get_yscale() == "log"
+    drawn = [line.get_ydata() for line in lam_ax.get_lines()]
+    assert len(drawn) == 4  # one line per seed and β
+    np.testing.assert_allclose(drawn[3], pd.read_csv(curves[3])["lam"])
+    set_points = [line for line in kl_ax.get_lines() if line.get_linestyle() == "--"]
+    assert len(set_points) == 4 and all((line.get_ydata() == 4.0).all() for line in set_points)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["β = 64", "β = 1024", "set point"]
+    with pytest.raises(ValueError, match="3 curves for 4 runs"):
+        deep.fig_adaptive(curves[:3], runs, pdf, png)
 
 
 def write_model_outputs(root: Path, settings: list[dict], k: int = 3) -> tuple[list, list]:

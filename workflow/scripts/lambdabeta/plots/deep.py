@@ -48,6 +48,7 @@ DATASET_LABELS = {
 }
 MI_LABEL = "MI (nats)"
 MINIMIZER_COLOR = "red"
+ADAPTIVE_MARK_HEIGHT = 0.12  # where in its β row (0 bottom, 1 top) Fig 6 marks an adaptive run
 
 # Panel geometry, in inches.
 SWEEP_ROW_HEIGHT = 1.7
@@ -302,7 +303,8 @@ def lambda_position(lam: float, lambdas: Sequence[float]) -> float:
 
 
 def _mark_adaptive(ax: plt.Axes, frame: pd.DataFrame, metrics: pd.DataFrame, dataset: str) -> None:
-    """A diamond at each adaptive finetune's final λ (median over seeds) in its β row."""
+    """A diamond at each adaptive finetune's final λ (median over seeds) in its β row, low in
+    the row so that it leaves the cell's number readable."""
     runs = metrics[(metrics["dataset"] == dataset) & (metrics["phase"] == "adaptive")]
     if runs.empty:
         return
@@ -310,8 +312,9 @@ def _mark_adaptive(ax: plt.Axes, frame: pd.DataFrame, metrics: pd.DataFrame, dat
     for beta, block in runs.groupby("beta"):
         if beta in betas:
             x = lambda_position(float(block["final_lambda"].median()), frame.columns)
-            ax.plot(x, betas.index(beta) + 0.5, marker="D", ms=5, mfc="white", mec="black",
-                    mew=0.8, zorder=6, clip_on=False)  # fmt: skip
+            y = betas.index(beta) + ADAPTIVE_MARK_HEIGHT
+            ax.plot(x, y, marker="D", ms=4, mfc="white", mec="black", mew=0.8, zorder=6,
+                    clip_on=False)  # fmt: skip
 
 
 def _mark_minimizer(ax: plt.Axes, frame: pd.DataFrame, chosen: pd.DataFrame) -> None:
@@ -533,7 +536,7 @@ def fig9_traversals(
     settings: Sequence[Mapping],
     pdf_path: str | os.PathLike,
     png_path: str | os.PathLike,
-) -> None:
+) -> plt.Figure:
     """Latent traversals: for each shown run (``settings[i]``, its ``traversals.npz`` at
     ``traversals[i]``), each latent swept over [−r, r] from one test image's μ and decoded, one
     row per latent by decreasing KL, each row labelled with its KL (nats): the collapsed latents
@@ -573,6 +576,7 @@ def fig9_traversals(
         ax.set_title(f"{dataset_label(setting['dataset'])}\n{_setting_title(setting)}", fontsize=8)
         ax.grid(False)
     save_figure(fig, pdf_path, png_path)
+    return fig
 
 
 def fig_adaptive(
@@ -580,7 +584,7 @@ def fig_adaptive(
     runs: Sequence[Mapping],
     pdf_path: str | os.PathLike,
     png_path: str | os.PathLike,
-) -> None:
+) -> plt.Figure:
     """The adaptive finetunes: λ(t) (log scale) and the controller's averaged KL against its set
     point, one row per dataset, colour by β, one thin line per seed; ``curves[i]`` is the
     training curve of ``runs[i]`` (records with dataset, β and seed)."""
@@ -613,3 +617,4 @@ def fig_adaptive(
     labels = [f"β = {b:g}" for b in betas] + ["set point"]
     fig.legend(handles, labels, loc="outside upper center", ncols=len(labels), frameon=False)
     save_figure(fig, pdf_path, png_path)
+    return fig
