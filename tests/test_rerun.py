@@ -127,5 +127,17 @@ def test_only_science_reruns_jobs(tmp_path):
     assert planned(tmp_path, with_setting(config, "deep.evaluate.num_bins", 10)) == {
         "evaluate": 6, "deep_tables": 1, "select_hyperparameters": 1,
     }  # fmt: skip
+    # an adaptive λ whose set point is the β = 1 model's rate: trained for real, then it reruns
+    # for what sets that rate (the reference β, the window of steps), and for nothing else
+    by_reference = with_setting(config, "deep.adaptive", {"enabled": True, "target": None,
+                                                          "reference_beta": 1})  # fmt: skip
+    snakemake(tmp_path, "--cores", "2", *TARGETS, config=write_config(tmp_path, by_reference))
+    assert planned(tmp_path, by_reference) == {}
+    assert planned(tmp_path, with_setting(by_reference, "deep.adaptive.reference_beta", 4)) == {
+        "adapt": 2, "evaluate": 2, "deep_tables": 1, "select_hyperparameters": 1,
+    }  # fmt: skip
+    assert planned(tmp_path, with_setting(by_reference, "deep.evaluate.bce_window", 3)) == {
+        "adapt": 2, "evaluate": 8, "deep_tables": 1, "select_hyperparameters": 1,
+    }  # fmt: skip
     # the config file on disk is untouched by all of this
-    assert yaml.safe_load((tmp_path / "test.yaml").read_text()) == config
+    assert yaml.safe_load((tmp_path / "test.yaml").read_text()) == by_reference

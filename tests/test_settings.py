@@ -98,6 +98,26 @@ def test_logistics_never_change_the_science():
     assert (settings.batch_size, settings.device) == (7, "auto")
 
 
+def test_an_adaptive_finetune_reruns_only_for_what_sets_its_target():
+    def science(**adaptive):
+        deep = validated_deep()
+        deep["adaptive"] = schema_defaults(DEEP_SCHEMA["adaptive"]) | {"enabled": True} | adaptive
+        return S.DeepSettings.from_config(deep).adaptive_science()
+
+    by_reference = science(target=None, reference_beta=16)
+    assert (
+        by_reference["adaptive"]["reference_window"]
+        == DEEP_SCHEMA["evaluate"]["properties"]["bce_window"]["default"]
+    )
+    assert science(target=None, reference_beta=4) != by_reference
+    assert science(target=None, reference_beta=16, betas=[64]) == by_reference
+    by_number = science(target=5.0, reference_beta=16)
+    assert "reference_beta" not in by_number["adaptive"]
+    assert "reference_window" not in by_number["adaptive"]
+    assert science(target=5.0, reference_beta=4) == by_number
+    assert science(target=6.0) != by_number
+
+
 @pytest.mark.parametrize(
     ("spec", "granted", "device"),
     [("auto", 1, "auto"), ("cuda:1", 2, "cuda:1"), ("cuda", 0, "cpu"), ("auto", 0, "cpu"),

@@ -14,8 +14,8 @@ dataset = load_prepared(Path(snakemake.input.images).parent)
 deep = DeepSettings.from_config(snakemake.config["deep"])
 # an adaptive λ's target, when it is the reference model's KL rate over its last steps
 reference = snakemake.input.get("reference")
-window = snakemake.config["deep"]["evaluate"]["bce_window"]
-rate = tail_mean(reference, "kl", window) if reference else None
+law = snakemake.params.settings.get("adaptive", {})
+rate = tail_mean(reference, "kl", law["reference_window"]) if reference else None
 # params hold the science every run of the job shares, each run's name its own β, λ and seed;
 # how the job runs comes from the config and the scheduler's allocation (its threads and GPUs)
 allocation = {"threads": snakemake.threads, "granted_gpus": snakemake.resources.gpu}

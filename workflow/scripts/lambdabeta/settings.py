@@ -430,11 +430,16 @@ class DeepSettings:
 
     def adaptive_science(self) -> dict[str, Any]:
         """An adaptive finetune's science (its rule's ``params``): the finetune phase's, and the
-        controller's law with either its ``target`` (nats) or the ``reference_beta`` whose
-        stabilized model's rate sets it."""
+        controller's law with either its ``target`` (nats) or, when that is null, the
+        ``reference_beta`` whose stabilized model's rate sets it and the ``reference_window``
+        (``deep.evaluate.bce_window``) of last steps that rate is averaged over."""
         law = {
             key: value for key, value in self.adaptive.items() if key not in ("enabled", "betas")
         }
+        if law.get("target") is None:
+            law["reference_window"] = self.section["evaluate"]["bce_window"]
+        else:
+            law.pop("reference_beta", None)  # the set point is the number: no reference model
         return self.phase_science("finetune") | {"adaptive": law}
 
     def adaptive_settings(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -34,6 +34,36 @@ def restart_fraction(passed: pd.Series, settings: ClaimSettings) -> tuple[Interv
     return interval, REPRODUCED if passed.all() else NOT_REPRODUCED
 
 
+def judge_restarts(
+    table: pd.DataFrame,
+    test: str,
+    settings: ClaimSettings,
+    *,
+    select: Callable[[pd.DataFrame], pd.DataFrame],
+    passes: Callable[[pd.DataFrame], pd.Series],
+    describe: Callable[[pd.DataFrame], str],
+    missing: str,
+) -> list[dict]:
+    """One row per scope of :func:`linear_scopes`: over the rows ``select(block)`` keeps, the
+    fraction of restarts for which ``passes(rows)`` holds on every row (exact interval, see
+    :func:`restart_fraction`), ``describe(rows)`` its detail; not run, for the reason
+    ``missing``, where ``select`` keeps nothing."""
+    rows = []
+    for scope, block in linear_scopes(table):
+        at = select(block)
+        if at.empty:
+            rows.append(not_run(scope, test, missing))
+            continue
+        interval, verdict = restart_fraction(passes(at).groupby(at["restart"]).all(), settings)
+        rows.append(row(scope, test, verdict, interval, describe(at)))
+    return rows
+
+
+def collapse_rows(block: pd.DataFrame) -> pd.DataFrame:
+    """The rows of Theorem 3.2's regime: λ = 0, β > 1."""
+    return block[(block["lambda"] == 0) & (block["beta"] > 1)]
+
+
 @claim(
     "linear.collapse",
     "§3.3 Theorem 3.2, §5.1 Fig 2",
@@ -47,21 +77,23 @@ def linear_collapse(table: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
         f"fraction of restarts whose SAP, I_m and I(X; V) (nats) all stay below {tol:g} at "
         "every β > 1 (λ = 0); exact 95 % interval; reproduced only if every restart collapses"
     )
-    rows = []
-    for scope, block in linear_scopes(table):
-        at = block[(block["lambda"] == 0) & (block["beta"] > 1)]
-        if at.empty:
-            rows.append(not_run(scope, test, "no β > 1 at λ = 0 in the grid"))
-            continue
-        collapsed = (at[list(LINEAR_INFORMATION)].max(axis=1) < tol).groupby(at["restart"]).all()
-        interval, verdict = restart_fraction(collapsed, settings)
+
+    def describe(at: pd.DataFrame) -> str:
         largest = at[list(LINEAR_INFORMATION)].max()
-        detail = (
+        return (
             f"β = {', '.join(f'{b:g}' for b in sorted(at['beta'].unique()))}: largest SAP "
             f"{largest['sap']:.2g}, I_m {largest['im']:.2g}, I(X; V) {largest['mi_total']:.2g}"
         )
-        rows.append(row(scope, test, verdict, interval, detail))
-    return rows
+
+    return judge_restarts(
+        table,
+        test,
+        settings,
+        select=collapse_rows,
+        passes=lambda at: at[list(LINEAR_INFORMATION)].max(axis=1) < tol,
+        describe=describe,
+        missing="no β > 1 at λ = 0 in the grid",
+    )
 
 
 @claim(
@@ -77,20 +109,18 @@ def linear_no_collapse_at_beta_1(table: pd.DataFrame, settings: ClaimSettings) -
         f"fraction of restarts whose I_m and I(X; V) both exceed {tol:g} nats at β = 1, λ = 0; "
         "exact 95 % interval; reproduced only if every restart keeps information"
     )
-    rows = []
-    for scope, block in linear_scopes(table):
-        at = block[(block["lambda"] == 0) & (block["beta"] == 1)]
-        if at.empty:
-            rows.append(not_run(scope, test, "no β = 1, λ = 0 in the grid"))
-            continue
-        informative = (at[["im", "mi_total"]].min(axis=1) > tol).groupby(at["restart"]).all()
-        interval, verdict = restart_fraction(informative, settings)
-        detail = (
+    return judge_restarts(
+        table,
+        test,
+        settings,
+        select=lambda block: block[(block["lambda"] == 0) & (block["beta"] == 1)],
+        passes=lambda at: at[["im", "mi_total"]].min(axis=1) > tol,
+        describe=lambda at: (
             f"smallest I_m {at['im'].min():.3g}, I(X; V) {at['mi_total'].min():.3g} nats; "
             f"mean SAP {at['sap'].mean():.3g}"
-        )
-        rows.append(row(scope, test, verdict, interval, detail))
-    return rows
+        ),
+        missing="no β = 1, λ = 0 in the grid",
+    )
 
 
 @claim(
@@ -108,7 +138,7 @@ def linear_trivial_solution(table: pd.DataFrame, settings: ClaimSettings) -> lis
     )
     rows = []
     for scope, block in linear_scopes(table):
-        at = block[(block["lambda"] == 0) & (block["beta"] > 1)]
+        at = collapse_rows(block)
         if at.empty:
             rows.append(not_run(scope, test, "no β > 1 at λ = 0 in the grid"))
             continue

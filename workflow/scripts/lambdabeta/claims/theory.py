@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..statistics import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Interval
-from .linear import linear_scopes, restart_fraction
+from .linear import collapse_rows, judge_restarts, linear_scopes, restart_fraction
 from .registry import DERIVED, ClaimSettings, claim, not_run, require_columns, row
 
 ORACLE = ("nll", "kl", "l2")
@@ -74,28 +74,27 @@ def linear_collapse_cascade(table: pd.DataFrame, settings: ClaimSettings) -> lis
         "above 10⁻⁶) equals the closed form's at every β > 1 of the grid; exact 95 % interval; "
         "reproduced only if every restart does"
     )
-    rows = []
-    for scope, block in linear_scopes(table):
-        at = block[block["beta"] > 1]
-        if at.empty:
-            rows.append(not_run(scope, test, "no β > 1 in the grid"))
-            continue
-        match = at["rank"] == at["predicted_rank"]
-        interval, verdict = restart_fraction(match.groupby(at["restart"]).all(), settings)
-        wrong = at.loc[~match, ["beta", "lambda", "rank", "predicted_rank"]].drop_duplicates()
-        detail = (
-            "ranks as predicted at every grid point"
-            if wrong.empty
-            else "differs at "
-            + (
-                ", ".join(
-                    f"β={r.beta:g}, λ={r['lambda']:g} ({r['rank']:g} vs {r.predicted_rank:g})"
-                    for _, r in wrong.head(6).iterrows()
-                )
-            )
+
+    def describe(at: pd.DataFrame) -> str:
+        wrong = at.loc[
+            at["rank"] != at["predicted_rank"], ["beta", "lambda", "rank", "predicted_rank"]
+        ]
+        if wrong.empty:
+            return "ranks as predicted at every grid point"
+        return "differs at " + ", ".join(
+            f"β={r.beta:g}, λ={r['lambda']:g} ({r['rank']:g} vs {r.predicted_rank:g})"
+            for _, r in wrong.drop_duplicates().head(6).iterrows()
         )
-        rows.append(row(scope, test, verdict, interval, detail))
-    return rows
+
+    return judge_restarts(
+        table,
+        test,
+        settings,
+        select=lambda block: block[block["beta"] > 1],
+        passes=lambda at: at["rank"] == at["predicted_rank"],
+        describe=describe,
+        missing="no β > 1 in the grid",
+    )
 
 
 @claim(
@@ -272,20 +271,21 @@ def linear_mean_metrics_blind_to_collapse(
         f"from those of Σ_W⁽⁰⁾⁻¹B⁽⁰⁾ of their start by less than {tol:g} at every β > 1; exact "
         "95 % interval; reproduced only if every restart does"
     )
-    rows = []
-    for scope, block in linear_scopes(table[table["method"] == "fixed_point"]):
-        at = block[(block["lambda"] == 0) & (block["beta"] > 1)]
-        if at.empty:
-            rows.append(not_run(scope, test, "no β > 1 at λ = 0 in the grid"))
-            continue
-        gap = pd.concat(
-            [(at[f"{q}_mean"] - at[f"{q}_mean_start"]).abs() for q in ("sap", "im")], axis=1
-        ).max(axis=1)
-        interval, verdict = restart_fraction((gap < tol).groupby(at["restart"]).all(), settings)
-        detail = (
-            f"largest difference {gap.max():.2g}; mean SAP {at['sap_mean'].mean():.3g}, I_m "
+
+    def gap(at: pd.DataFrame) -> pd.Series:
+        differences = [(at[f"{q}_mean"] - at[f"{q}_mean_start"]).abs() for q in ("sap", "im")]
+        return pd.concat(differences, axis=1).max(axis=1)
+
+    return judge_restarts(
+        table[table["method"] == "fixed_point"],
+        test,
+        settings,
+        select=collapse_rows,
+        passes=lambda at: gap(at) < tol,
+        describe=lambda at: (
+            f"largest difference {gap(at).max():.2g}; mean SAP {at['sap_mean'].mean():.3g}, I_m "
             f"{at['im_mean'].mean():.3g} nats against sampled SAP {at['sap'].max():.2g}, I_m "
             f"{at['im'].max():.2g} at most"
-        )
-        rows.append(row(scope, test, verdict, interval, detail))
-    return rows
+        ),
+        missing="no β > 1 at λ = 0 in the grid",
+    )
