@@ -9,7 +9,8 @@ does on the real data. The model is a randomly initialised VAE of the paper's ar
     python benchmarks/bench_evaluate.py --threads 2
 
 prints the end-to-end time of ``evaluate_checkpoint`` (scoring the encoder mean alone, then the
-mean and the sampled representation) and the time of each phase measured on its own: encode (μ
+mean and the sampled representation, then both with their permutation null of 19 shuffles, and
+the null's cost as a ratio) and the time of each phase measured on its own: encode (μ
 of all evaluation images), MI/MIG, SAP (L × K LinearSVC fits), NLL (encode and decode of all
 evaluation images). Wall times depend on what else runs on the machine; the CPU
 times (all threads of this process) much less.
@@ -34,9 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scrip
 
 from lambdabeta import metrics, procedural
 from lambdabeta.evaluate import (
+    IMAGES_STREAM,
     encode_means,
     evaluate_checkpoint,
     evaluation_images,
+    evaluation_stream,
     load_evaluation_model,
     reconstruction_nll,
     sample_evaluation_indices,
@@ -122,8 +125,9 @@ def main() -> None:
 
 def run(args: argparse.Namespace, workdir: Path) -> None:
     num_images = int(np.prod(procedural.FULL_FACTOR_SIZES))
+    # the images evaluate_checkpoint draws for a run of seed 0
     train_rows, test_rows = sample_evaluation_indices(
-        num_images, args.num_train, args.num_test, args.seed
+        num_images, args.num_train, args.num_test, evaluation_stream(args.seed, 0, IMAGES_STREAM)
     )
     rows = np.concatenate([train_rows, test_rows])
 
@@ -138,7 +142,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         f"evaluate_checkpoint: {args.num_train} + {args.num_test} images, m = {args.latent_dim}, "
         f"{args.threads} threads, device {args.device}, torch {torch.__version__}"
     )
-    for representations in (("mean",), ("mean", "sampled")):
+    totals = {}
+    for representations, shuffles in ((("mean",), 0), (("mean", "sampled"), 0),
+                                      (("mean", "sampled"), 19)):  # fmt: skip
         settings = EvaluationSettings(
             num_train=args.num_train,
             num_test=args.num_test,
@@ -148,9 +154,10 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             seed=args.seed,
             device=args.device,
             representations=representations,
+            null_shuffles=shuffles,
         )
         _, total = timed(
-            f"end to end, representations {'+'.join(representations)}",
+            f"end to end, {'+'.join(representations)}, {shuffles} null shuffles",
             evaluate_checkpoint,
             model_path,
             dataset_dir,
@@ -158,6 +165,9 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             settings,
             threads=args.threads,
         )
+        totals[representations, shuffles] = total
+    both = totals[("mean", "sampled"), 19] / totals[("mean", "sampled"), 0]
+    print(f"  the permutation null costs {both:.2f}× an evaluation without it")
 
     print("phases, measured one by one")
     dataset = load_prepared(dataset_dir)

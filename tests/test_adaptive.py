@@ -180,7 +180,7 @@ def test_a_static_runs_science_has_no_controller():
 
 # ---- the claims ------------------------------------------------------------------------------
 
-SETTINGS = c.ClaimSettings(bootstrap_resamples=1000, high_beta_min=64)
+SETTINGS = c.ClaimSettings(high_beta_min=64)
 
 
 def metrics_with_adaptive(adaptive_score_shift=0.0, control_error=0.02):

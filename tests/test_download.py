@@ -8,6 +8,7 @@ import http.server
 import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,8 +48,16 @@ class Behaviour:
     drop_first: set[str] = field(default_factory=set)  # close after half the body, first time
     corrupt: set[str] = field(default_factory=set)  # flip the bits of the first byte
     ignore_range: set[str] = field(default_factory=set)  # answer 200 with the whole file
+    down_after_drop: set[str] = field(default_factory=set)  # answer 503 once dropped
+    html: dict[str, str] = field(default_factory=dict)  # path -> Content-Type of a 200 error page
+    drop_every: dict[str, int] = field(default_factory=dict)  # close after this many body bytes
+    trickle: dict[str, tuple[int, float]] = field(default_factory=dict)  # (bytes, seconds) a write
+    no_length: set[str] = field(default_factory=set)  # send no Content-Length
     requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range)
     dropped: set[str] = field(default_factory=set)
+
+
+ERROR_PAGE = b"<!DOCTYPE html>\n<html><body><h1>Quota exceeded</h1>" + b"x" * 2000 + b"</html>"
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -60,6 +69,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         behaviour.requests.append((self.path, range_header))
         if self.path in behaviour.status:
             self.send_error(behaviour.status[self.path])
+            return
+        if self.path in behaviour.down_after_drop and self.path in behaviour.dropped:
+            self.send_error(503)
+            return
+        if self.path in behaviour.html:  # an error page served as 200, whatever was asked
+            self.send_response(200)
+            self.send_header("Content-Type", behaviour.html[self.path])
+            self.send_header("Content-Length", str(len(ERROR_PAGE)))
+            self.end_headers()
+            self.wfile.write(ERROR_PAGE)
             return
         if self.path not in behaviour.files:
             self.send_error(404)
@@ -81,14 +100,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Type", "application/octet-stream")
+        if self.path not in behaviour.no_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        if self.path in behaviour.drop_first and self.path not in behaviour.dropped:
-            behaviour.dropped.add(self.path)
-            self.wfile.write(body[: len(body) // 2])
-            self.close_connection = True
-            return
-        self.wfile.write(body)
+        try:
+            if self.path in behaviour.drop_first and self.path not in behaviour.dropped:
+                behaviour.dropped.add(self.path)
+                self.wfile.write(body[: len(body) // 2])
+            elif self.path in behaviour.drop_every:
+                self.wfile.write(body[: behaviour.drop_every[self.path]])
+            elif self.path in behaviour.trickle:
+                step, pause = behaviour.trickle[self.path]
+                for i in range(0, len(body), step):
+                    self.wfile.write(body[i : i + step])
+                    self.wfile.flush()
+                    time.sleep(pause)
+            else:
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up
+            pass
+        self.close_connection = True
 
     def log_message(self, *args):
         pass
@@ -178,6 +210,16 @@ def test_complete_partial_file_is_verified_after_416(server, payload, tmp_path):
     assert behaviour.requests == [("/file.bin", f"bytes={len(data)}-")]
 
 
+def test_whole_but_corrupt_partial_file_is_deleted_and_downloaded_afresh(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    (tmp_path / "file.bin.part").write_bytes(bytes([data[0] ^ 0xFF]) + data[1:])
+    fetch([base + "/file.bin"], tmp_path / "file.bin", md5, **FAST)
+    assert (tmp_path / "file.bin").read_bytes() == data
+    assert behaviour.requests == [("/file.bin", f"bytes={len(data)}-"), ("/file.bin", None)]
+
+
 def test_server_ignoring_range_restarts_from_scratch(server, payload, tmp_path):
     base, behaviour = server
     data, md5, _ = payload
@@ -250,17 +292,175 @@ def test_drops_on_every_mirror_keep_the_partial_file_for_a_later_run(server, pay
     data, md5, _ = payload
     behaviour.files["/file.bin"] = data
     behaviour.drop_first.add("/file.bin")
+    behaviour.down_after_drop.add("/file.bin")  # a drop that gained bytes is retried at once
     with pytest.raises(
         DownloadError,
-        match=r"connection closed after .* bytes.*after 1 "
-        r"attempts[\s\S]*running again resumes",
+        match=r"incomplete, resumable: the connection closed after .* bytes; HTTP 503 .*"
+        r"\(after 3 attempts\)[\s\S]*running again resumes",
     ):
         fetch([base + "/file.bin"], tmp_path / "file.bin", md5, attempts_per_url=1, **FAST)
     part = tmp_path / "file.bin.part"
     assert part.stat().st_size == len(data) // 2
+    behaviour.down_after_drop.clear()
     fetch([base + "/file.bin"], tmp_path / "file.bin", md5, **FAST)  # a later invocation
     assert (tmp_path / "file.bin").read_bytes() == data
     assert behaviour.requests[-1] == ("/file.bin", f"bytes={len(data) // 2}-")
+
+
+@pytest.mark.parametrize("partial", [0, 1500])
+@pytest.mark.parametrize("page_type", ["text/html; charset=utf-8", "application/octet-stream"])
+def test_error_page_mirror_then_flaky_mirror_finish_in_one_run(
+    server, payload, tmp_path, partial, page_type
+):
+    """An error page answered with 200 first, then a mirror dropping every 500 bytes: one run
+    finishes and extends a partial file from an earlier run instead of replacing it."""
+    base, behaviour = server
+    data = payload[0][:6000]
+    md5 = "md5:" + hashlib.md5(data).hexdigest()
+    behaviour.html["/error.bin"] = page_type
+    behaviour.files["/flaky.bin"] = data
+    behaviour.drop_every["/flaky.bin"] = 500
+    part = tmp_path / "file.bin.part"
+    if partial:
+        part.write_bytes(data[:partial])
+    urls = [base + "/error.bin", base + "/flaky.bin"]
+    fetch(urls, tmp_path / "file.bin", md5, **FAST)  # no size given, like mpi3d_real
+    assert (tmp_path / "file.bin").read_bytes() == data
+    assert not part.exists()
+    # the error page was asked once and never written; the partial file only ever grew
+    assert behaviour.requests[0] == ("/error.bin", f"bytes={partial}-" if partial else None)
+    assert [path for path, _ in behaviour.requests].count("/error.bin") == 1
+    ranges = [r for path, r in behaviour.requests if path == "/flaky.bin"]
+    assert ranges == [f"bytes={start}-" if start else None for start in range(partial, 6000, 500)]
+
+
+def test_trickling_server_times_out_on_the_minimum_rate(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/slow.bin"] = data
+    behaviour.trickle["/slow.bin"] = (10, 0.02)  # 500 bytes/s, forever under a 60 s timeout
+    url = base + "/slow.bin"
+    dest = tmp_path / "file.bin"
+    part = tmp_path / "file.bin.part"
+    slow = {"min_rate_bytes": 5000, "min_rate_seconds": 0.5, "attempts_per_url": 2}
+    began = time.monotonic()
+    with pytest.raises(DownloadError) as error:
+        fetch([url], dest, md5, **slow, **{**FAST, "timeout": 60.0})
+    assert time.monotonic() - began < 3.0
+    message = str(error.value)
+    assert f"could not download {dest} (expected {md5})" in message
+    assert re.search(
+        re.escape(url) + r": incomplete, resumable: stalled at \d+ bytes, \d+ bytes in 0\.\d s "
+        r"\(the minimum is 5000 bytes in 0\.5 s\) \(after 2 attempts\)",
+        message,
+    )
+    kept = part.stat().st_size
+    assert 0 < kept < len(data) and part.read_bytes() == data[:kept]
+    assert f"{kept} bytes are kept in {part}; running again resumes there" in message
+    assert len(behaviour.requests) == 2  # a stalled attempt is a failed one, however many bytes
+    del behaviour.trickle["/slow.bin"]
+    fetch([url], dest, md5, **slow, **FAST)
+    assert dest.read_bytes() == data
+    assert behaviour.requests[-1] == ("/slow.bin", f"bytes={kept}-")
+
+
+def test_body_without_length_cut_short_is_incomplete_and_resumed(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    behaviour.no_length.add("/file.bin")
+    behaviour.drop_first.add("/file.bin")
+    behaviour.down_after_drop.add("/file.bin")
+    dest = tmp_path / "file.bin"
+    with pytest.raises(DownloadError) as error:
+        fetch([base + "/file.bin"], dest, md5, size=len(data), **FAST)
+    message = str(error.value)
+    half = len(data) // 2
+    assert f"incomplete, resumable: the connection closed after {half} of {len(data)} bytes" in (
+        message
+    )
+    assert "checksum" not in message.replace(f"expected {md5}", "")
+    assert (tmp_path / "file.bin.part").read_bytes() == data[:half]
+    behaviour.down_after_drop.clear()
+    fetch([base + "/file.bin"], dest, md5, size=len(data), **FAST)  # the next run
+    assert dest.read_bytes() == data
+    assert behaviour.requests[-1] == ("/file.bin", f"bytes={half}-")
+
+
+@pytest.mark.parametrize("second", ["corrupt", "drops", "good"])
+def test_whole_file_answer_from_a_second_mirror_never_overwrites_the_partial(
+    server, payload, tmp_path, second
+):
+    """Mirror 1 leaves half the file and goes down; mirror 2 answers range requests with the
+    whole file (200). Its download from the first byte replaces the partial file only if it
+    gets further; wrong bytes from it are deleted, never the partial file."""
+    base, behaviour = server
+    data, md5, _ = payload
+    half = len(data) // 2
+    behaviour.files["/flaky.bin"] = behaviour.files["/whole.bin"] = data
+    behaviour.drop_first.add("/flaky.bin")
+    behaviour.down_after_drop.add("/flaky.bin")
+    behaviour.ignore_range.add("/whole.bin")
+    if second == "corrupt":
+        behaviour.corrupt.add("/whole.bin")
+    elif second == "drops":
+        behaviour.drop_every["/whole.bin"] = half // 2
+    urls = [base + "/flaky.bin", base + "/whole.bin"]
+    dest, part = tmp_path / "file.bin", tmp_path / "file.bin.part"
+    restart = tmp_path / "file.bin.part.restart"
+    whole_ranges = [f"bytes={half}-"] * 2  # asked to resume in two passes, then from byte 0
+    if second == "good":
+        fetch(urls, dest, md5, **FAST)
+        assert dest.read_bytes() == data
+        assert not part.exists() and not restart.exists()
+        assert [r for p, r in behaviour.requests if p == "/whole.bin"] == [*whole_ranges, None]
+        return
+    with pytest.raises(DownloadError) as error:
+        fetch(urls, dest, md5, **FAST)
+    message = str(error.value)
+    assert part.read_bytes() == data[:half]
+    assert not restart.exists() and not dest.exists()
+    assert f"cannot resume {part}: answered HTTP 200 (the whole file) to a request for bytes" in (
+        message
+    )
+    if second == "corrupt":
+        assert f"checksum mismatch: expected {md5}, got md5:" in message
+        assert f"deleted the {len(data)} bytes of {restart}" in message
+    else:
+        assert f"closed after {half // 2} of {len(data)} bytes" in message
+    assert f"{half} bytes are kept in {part}" in message
+    behaviour.down_after_drop.clear()
+    fetch(urls, dest, md5, **FAST)  # the next run resumes the partial file on mirror 1
+    assert dest.read_bytes() == data
+    assert behaviour.requests[-1] == ("/flaky.bin", f"bytes={half}-")
+
+
+@pytest.mark.parametrize("restart_size", [500, 5000])
+def test_restart_left_by_a_killed_job_is_kept_only_if_longer(
+    server, payload, tmp_path, restart_size
+):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/file.bin"] = data
+    (tmp_path / "file.bin.part").write_bytes(data[:1000])
+    (tmp_path / "file.bin.part.restart").write_bytes(data[:restart_size])
+    fetch([base + "/file.bin"], tmp_path / "file.bin", md5, **FAST)
+    assert (tmp_path / "file.bin").read_bytes() == data
+    assert behaviour.requests == [("/file.bin", f"bytes={max(1000, restart_size)}-")]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["file.bin"]
+
+
+def test_mirror_announcing_another_size_never_touches_the_partial(server, payload, tmp_path):
+    base, behaviour = server
+    data, md5, _ = payload
+    behaviour.files["/other.bin"] = data + b"trailer"
+    behaviour.files["/file.bin"] = data
+    part = tmp_path / "file.bin.part"
+    part.write_bytes(data[:1000])
+    urls = [base + "/other.bin", base + "/file.bin"]
+    fetch(urls, tmp_path / "file.bin", md5, size=len(data), **FAST)
+    assert (tmp_path / "file.bin").read_bytes() == data
+    assert behaviour.requests == [("/other.bin", "bytes=1000-"), ("/file.bin", "bytes=1000-")]
 
 
 def test_checksum_spec_is_validated():

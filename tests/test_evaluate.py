@@ -16,10 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lambdabeta.evaluate import (
+    IMAGES_STREAM,
     count_active_latents,
     encode_means,
     evaluate_checkpoint,
     evaluation_images,
+    evaluation_stream,
     load_evaluation_model,
     mean_kl_per_latent,
     reconstruct,
@@ -38,6 +40,7 @@ METRIC_KEYS = {
     "mig", "sap", "im", "recon_nll", "train_bce", "kl_per_latent", "kl_total", "active_latents",
     "factor_entropies", "factor_names", "num_train", "num_test", "num_bins", "eval_seconds",
 }  # fmt: skip
+IMAGES = evaluation_stream(0, 0, IMAGES_STREAM)  # the images of seed 0's runs
 SETTINGS = {
     "num_train": 40,
     "num_test": 16,
@@ -286,10 +289,15 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, evaluated):
     assert metrics["kl_total"] == pytest.approx(sum(metrics["kl_per_latent"]))
     assert metrics["factor_names"] == ["factor0", "factor1", "factor2"]
     # the train sample of a 60-image grid: entropies are those of its factor classes
-    train_rows, _ = sample_evaluation_indices(60, 40, 16, seed=0)
+    train_rows, _ = sample_evaluation_indices(60, 40, 16, IMAGES)
     classes = np.stack(np.unravel_index(train_rows, (3, 4, 5)), axis=1)
     expected_entropy = [-np.sum(p * np.log(p)) for p in (np.bincount(c) / 40 for c in classes.T)]
     np.testing.assert_allclose(metrics["factor_entropies"], expected_entropy, rtol=1e-12)
+
+    # each score's permutation null, for both representations: its mean below its 95 % point
+    for score in ("mig", "sap", "im", "mig_sampled", "sap_sampled", "im_sampled"):
+        assert metrics[f"{score}_null_mean"] <= metrics[f"{score}_null_upper"], score
+    assert metrics["null_shuffles"] == 19 and "mig_active_null_mean" not in metrics
 
     mi = result.mi_matrix
     assert mi.index.name == "latent" and list(mi.index) == [0, 1, 2, 3]
@@ -297,7 +305,7 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, evaluated):
     assert metrics["im"] <= sum(metrics["factor_entropies"]) + 1e-12
 
     sample = result.reconstructions
-    _, test_rows = sample_evaluation_indices(60, 40, 16, seed=0)
+    _, test_rows = sample_evaluation_indices(60, 40, 16, IMAGES)
     np.testing.assert_array_equal(sample.indices, test_rows[:3])
     images = np.load(dataset_dir / "images.npy")
     np.testing.assert_array_equal(sample.originals, images[sample.indices])
@@ -312,7 +320,7 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, evaluated):
 def test_reconstruction_nll_is_measured_on_the_chosen_test_images(checkpoint, evaluated):
     model_path, dataset_dir, _ = checkpoint
     model = load_evaluation_model(model_path, torch.device("cpu"))
-    _, test_rows = sample_evaluation_indices(60, 40, 16, seed=0)
+    _, test_rows = sample_evaluation_indices(60, 40, 16, IMAGES)
     images = DeviceImages(np.load(dataset_dir / "images.npy"))
     assert evaluated.metrics["nll_images"] == 16  # all test images by default
     assert evaluated.metrics["recon_nll"] == pytest.approx(
@@ -328,8 +336,10 @@ def test_reconstruction_nll_is_measured_on_the_chosen_test_images(checkpoint, ev
         EvaluationSettings(**SETTINGS, nll_images=17)
 
 
-def test_evaluate_checkpoint_uses_the_same_images_for_every_model(checkpoint, evaluated, tmp_path):
-    _, dataset_dir, curve = checkpoint
+def test_evaluate_checkpoint_uses_the_same_images_for_every_model_of_a_seed(
+    checkpoint, evaluated, tmp_path
+):
+    model_path, dataset_dir, curve = checkpoint
     other_path = tmp_path / "other.pt"
     torch.manual_seed(1)
     save_model(other_path, VAE(in_channels=1, latent_dim=4), {"beta": 8.0})
@@ -338,6 +348,12 @@ def test_evaluate_checkpoint_uses_the_same_images_for_every_model(checkpoint, ev
     np.testing.assert_array_equal(first.reconstructions.indices, second.reconstructions.indices)
     np.testing.assert_array_equal(first.reconstructions.originals, second.reconstructions.originals)
     assert first.metrics["recon_nll"] != second.metrics["recon_nll"]
+    # another seed's runs: other images, other noise, other shuffles (independent replicates)
+    other_seed = evaluate_checkpoint(
+        model_path, dataset_dir, curve, EvaluationSettings(**SETTINGS), replicate=1
+    )
+    assert not np.array_equal(other_seed.reconstructions.indices, first.reconstructions.indices)
+    assert other_seed.metrics["mig_sampled_null_mean"] != first.metrics["mig_sampled_null_mean"]
 
 
 def test_evaluate_checkpoint_refuses_too_many_evaluation_images(checkpoint):

@@ -17,7 +17,11 @@ from lambdabeta.metrics import (
     mig_per_factor,
     mutual_information_gap,
     mutual_information_matrix,
+    null_upper_point,
+    permutation_null,
+    sap_accuracies,
     sap_matrix,
+    sap_predictions,
     sap_score,
     top_two_gap,
 )
@@ -220,3 +224,69 @@ def test_sap_input_checks():
         sap_matrix(codes, factors, np.zeros((5, 3)), np.zeros((5, 1)))
     with pytest.raises(ValueError, match=r"test_codes has 5 samples .* test_factors has 4"):
         sap_matrix(codes, factors, np.zeros((5, 2)), np.zeros((4, 1)))
+
+
+# ---- permutation null ------------------------------------------------------------------------
+
+
+def null_of(codes, factors, shuffles=19, seed=0):
+    """The permutation null of ``codes`` with their first 300 rows as the train set."""
+    train, test = slice(0, 300), slice(300, None)
+    predictions = sap_predictions(codes[train], factors[train], codes[test], factors[test])
+    binned = discretize(codes[train], 20)
+    return permutation_null(binned, factors[train], predictions, factors[test], shuffles, seed)
+
+
+def test_permutation_null_of_an_identity_code_lies_far_below_its_scores():
+    rng = np.random.default_rng(0)
+    factors = uniform_factors(rng, 400, (4, 5))
+    codes = factors + 0.01 * rng.standard_normal(factors.shape)
+    null = null_of(codes, factors)
+    assert set(null) == {"mig", "sap", "im"} and all(len(v) == 19 for v in null.values())
+    train = slice(0, 300)
+    assert (
+        null_upper_point(null["mig"]) < 0.1 < mutual_information_gap(codes[train], factors[train])
+    )
+    assert null_upper_point(null["im"]) < 0.3 < im_score(codes[train], factors[train])
+    assert (
+        null_upper_point(null["sap"])
+        < 0.1
+        < sap_score(codes[train], factors[train], codes[300:], factors[300:])
+    )
+    # seeded: the same shuffles again, others with another seed
+    again = null_of(codes, factors)
+    assert all(np.array_equal(null[k], again[k]) for k in null)
+    assert not np.array_equal(null["im"], null_of(codes, factors, seed=1)["im"])
+
+
+def test_permutation_null_of_an_uninformative_code_covers_its_score():
+    """A code independent of the factors scores like its shuffles: its permutation p-value is
+    uniform, so over many codes it exceeds the upper 95 % point about 1 time in 20."""
+    rng = np.random.default_rng(1)
+    above = 0
+    for _ in range(40):
+        factors = uniform_factors(rng, 400, (3, 4))
+        codes = rng.standard_normal((400, 3))
+        null = null_of(codes, factors)
+        mutual = discrete_mutual_information(codes[:300], factors[:300], 20)
+        above += matched_information(mutual) > null_upper_point(null["im"])
+    assert above <= 6  # 40 × 5 % = 2 expected; 6 or more has probability < 1.5 %
+
+
+def test_null_upper_point_is_the_permutation_tests_critical_value():
+    assert null_upper_point(np.arange(19.0)) == 18.0  # ⌈0.95 · 20⌉ = 19th smallest: the largest
+    assert null_upper_point(np.arange(39.0)[::-1]) == 37.0  # the 38th smallest of 39
+    with pytest.raises(ValueError, match="at least 19 shuffles"):
+        null_upper_point(np.arange(10.0))
+
+
+def test_sap_predictions_give_the_sap_matrix():
+    rng = np.random.default_rng(2)
+    factors = uniform_factors(rng, 200, (3, 2))
+    codes = factors + rng.standard_normal(factors.shape)
+    predictions = sap_predictions(codes[:150], factors[:150], codes[150:], factors[150:])
+    assert predictions.shape == (2, 2, 50)
+    np.testing.assert_array_equal(
+        sap_accuracies(predictions, factors[150:]),
+        sap_matrix(codes[:150], factors[:150], codes[150:], factors[150:]),
+    )

@@ -94,7 +94,7 @@ def test_the_mean_correlations_are_the_sampled_ones_without_the_encoder_noise():
 
 # ---- the claims ---------------------------------------------------------------------------------
 
-SETTINGS = c.ClaimSettings(bootstrap_resamples=1000)
+SETTINGS = c.ClaimSettings()
 
 
 def collapsed_deep_metrics(sampled_mig: float, seeds=(0, 1, 2)) -> pd.DataFrame:
@@ -112,18 +112,28 @@ def collapsed_deep_metrics(sampled_mig: float, seeds=(0, 1, 2)) -> pd.DataFrame:
                 "sap_sampled": 0.0 if collapsed else 0.1,
                 "im_sampled": 0.1 + 0.01 * seed if collapsed else 1.5,
                 "mig_bias": 0.02, "im_bias": 0.1,
+                # the permutation null of the sampled scores: chance gives MIG 0.02, I_m 0.15
+                "mig_sampled_null_mean": 0.02, "mig_sampled_null_upper": 0.03,
+                "im_sampled_null_mean": 0.15, "im_sampled_null_upper": 0.2,
+                "mig_null_mean": 0.02, "mig_null_upper": 0.03,
             })  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def test_the_sampled_information_claim_passes_at_the_bias_and_fails_above_it():
+def test_the_sampled_information_claim_passes_within_its_null_and_fails_above_it():
     row = c.deep_sampled_information_collapses(collapsed_deep_metrics(0.01), SETTINGS)[0]
     assert row["verdict"] == REPRODUCED and row["origin"] == "derived"
-    assert "the mean's MIG 0.05" in row["detail"]
+    assert "the encoder mean's MIG 0.05 (null 95 % point 0.03)" in row["detail"]
+    assert row["error_rate"] == 0.025 and "a quarter of the level" in row["test"]
     informative = c.deep_sampled_information_collapses(collapsed_deep_metrics(0.2), SETTINGS)[0]
     assert informative["verdict"] == NOT_REPRODUCED
+    # just above chance's 95 % point on every seed: not "indistinguishable from no information"
+    above = c.deep_sampled_information_collapses(collapsed_deep_metrics(0.032), SETTINGS)[0]
+    assert above["verdict"] != REPRODUCED
     mean_only = collapsed_deep_metrics(0.01).drop(columns=["mig_sampled", "im_sampled"])
     assert c.deep_sampled_information_collapses(mean_only, SETTINGS)[0]["verdict"] == NOT_RUN
+    no_null = collapsed_deep_metrics(0.01).drop(columns=["im_sampled_null_upper"])
+    assert c.deep_sampled_information_collapses(no_null, SETTINGS)[0]["verdict"] == NOT_RUN
 
 
 def test_deep_claims_are_judged_per_representation():

@@ -14,6 +14,7 @@ rule claims:
         ),
         markdown="results/tables/claims.md",
         verdicts="results/tables/claims_verdicts.rst",
+        lines="results/tables/claims_lines.rst",
     log:
         "logs/tables/claims.log",
     localrule: True
@@ -42,7 +43,6 @@ rule lambda_effect:
     conda:
         "../../envs/analysis.yaml"
     params:
-        resamples=config["claims"]["bootstrap_resamples"],
-        seed=config["claims"]["bootstrap_seed"],
+        level=config["claims"]["level"],
     script:
         "../scripts/lambda_effect.py"

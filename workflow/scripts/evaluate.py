@@ -23,6 +23,7 @@ result = evaluate_checkpoint(
     settings,
     threads=snakemake.threads,
     jobs_per_gpu=snakemake.config["resources"]["jobs_per_gpu"],
+    replicate=int(snakemake.params.run["seed"]),
 )
 write_evaluation(
     result,

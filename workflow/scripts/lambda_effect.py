@@ -8,12 +8,7 @@ from lambdabeta.io import atomic_path, log_to_file
 log = log_to_file(snakemake.log[0])
 metrics = pd.read_csv(snakemake.input.metrics)
 columns = effect_metrics(metrics)
-effects = lambda_effects(
-    metrics,
-    resamples=int(snakemake.params.resamples),
-    seed=int(snakemake.params.seed),
-    columns=columns,
-)
+effects = lambda_effects(metrics, level=float(snakemake.params.level), columns=columns)
 with atomic_path(snakemake.output.table) as tmp:
     effects.to_csv(tmp, index=False)
 with atomic_path(snakemake.output.markdown) as tmp:

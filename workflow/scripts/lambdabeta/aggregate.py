@@ -43,6 +43,13 @@ REPRESENTATION_METRICS = (
     *("mig_sampled", "sap_sampled", "im_sampled"),
     *("mig_active", "sap_active", "im_active"),
     *("final_lambda", "control_error", "control_target"),
+    # the permutation null of each score (lambdabeta.evaluate), where it was computed
+    *(
+        f"{score}{suffix}_null_{part}"
+        for suffix in ("", "_sampled")
+        for score in ("mig", "sap", "im")
+        for part in ("mean", "upper")
+    ),
 )
 # Scalars of metrics.json kept in deep_metrics besides the metrics: how each model was evaluated,
 # and what a latent independent of every factor scores (the plug-in bias of MIG and I_m).

@@ -5,20 +5,21 @@ change a λ makes is measured within a seed: for each metric x and each λ > 0,
 
     d_s = x(β, λ, seed s) − x(β, λ = 0, seed s),
 
-over the seeds s that have both runs, and the change is the mean of the d_s with its 95 %
-percentile bootstrap interval over seeds (:func:`lambdabeta.statistics.bootstrap_mean`).
+over the seeds s that have both runs, and the change is the mean of the d_s with its Student t
+interval over seeds at the claims' level (:func:`lambdabeta.statistics.t_test`; 95 % at the
+default one-sided 2.5 %), the interval the claims judge λ by.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from .aggregate import BASELINE_LAMBDA, DISPLAY_DECIMALS, MARKDOWN_HEADERS, _fixed, _markdown_table
 from .grid import FINETUNE
-from .statistics import Interval, bootstrap_mean
+from .statistics import LEVEL, Interval, t_test
 
 EFFECT_METRICS = ("train_bce", "recon_nll", "mig", "sap", "im", "active_latents")
 """The metrics of the λ effect table: both reconstruction measures, then the disentanglement and
@@ -30,48 +31,77 @@ def effect_metrics(metrics: pd.DataFrame) -> list[str]:
     return [*EFFECT_METRICS, *(c for c in ("mig_sampled", "im_sampled") if c in metrics)]
 
 
+class Finetunes:
+    """The finetuned runs of a metrics table, grouped once by (dataset, β, λ) and sorted by
+    seed, so that many paired comparisons read them without filtering the table again."""
+
+    def __init__(self, metrics: pd.DataFrame):
+        runs = metrics[metrics["phase"] == FINETUNE].sort_values("seed")
+        self._groups = {
+            (dataset, float(beta), float(lam)): block
+            for (dataset, beta, lam), block in runs.groupby(["dataset", "beta", "lambda"])
+        }
+        self._columns: dict[tuple, np.ndarray] = {}
+
+    def runs(self, dataset: str, beta: float, lam: float) -> pd.DataFrame | None:
+        """The runs of one setting, sorted by seed; None where the grid lacks it."""
+        return self._groups.get((dataset, float(beta), float(lam)))
+
+    def _column(self, key: tuple, column: str) -> tuple[np.ndarray, np.ndarray]:
+        if (key, column) not in self._columns:
+            block = self._groups[key]
+            values = block[column].to_numpy(dtype=float)
+            self._columns[key, column] = (block["seed"].to_numpy(), values)
+        return self._columns[key, column]
+
+    def differences(self, dataset: str, beta: float, lam: float, column: str) -> pd.Series:
+        """d_s = x(β, λ, s) − x(β, λ = 0, s), indexed by seed (ascending). Only seeds with both
+        runs and finite values take part. Empty when either setting is absent."""
+        treated = (dataset, float(beta), float(lam))
+        baseline = (dataset, float(beta), BASELINE_LAMBDA)
+        if treated not in self._groups or baseline not in self._groups:
+            return pd.Series(dtype=float)
+        seeds, x = self._column(treated, column)
+        base_seeds, base = self._column(baseline, column)
+        common, i, j = np.intersect1d(seeds, base_seeds, return_indices=True)
+        differences = x[i] - base[j]
+        finite = np.isfinite(differences)
+        return pd.Series(differences[finite], index=pd.Index(common[finite], name="seed"))
+
+
 def paired_differences(
     metrics: pd.DataFrame, dataset: str, beta: float, lam: float, column: str
 ) -> pd.Series:
-    """d_s = x(β, λ, s) − x(β, λ = 0, s) of the finetuned runs, indexed by seed (ascending).
-
-    Only seeds with both runs and finite values take part. Empty when either setting is absent.
-    """
-    runs = metrics[
-        (metrics["dataset"] == dataset) & (metrics["phase"] == FINETUNE) & (metrics["beta"] == beta)
-    ]
-    treated = runs[runs["lambda"] == lam].set_index("seed")[column]
-    baseline = runs[runs["lambda"] == BASELINE_LAMBDA].set_index("seed")[column]
-    differences = (treated - baseline).dropna().sort_index()
-    return differences[differences.map(math.isfinite)]
+    """d_s = x(β, λ, s) − x(β, λ = 0, s) of the finetuned runs, indexed by seed (ascending)
+    (:meth:`Finetunes.differences`)."""
+    return Finetunes(metrics).differences(dataset, beta, lam, column)
 
 
 def lambda_change(
-    metrics: pd.DataFrame,
+    finetunes: Finetunes,
     dataset: str,
     beta: float,
     lam: float,
     column: str,
-    resamples: int,
-    seed: int,
+    level: float = LEVEL,
 ) -> Interval:
-    """Mean paired change of ``column`` from λ = 0 to ``lam`` at ``beta``, with its interval."""
-    differences = paired_differences(metrics, dataset, beta, lam, column)
-    return bootstrap_mean(differences.to_numpy(), resamples, seed)
+    """Mean paired change of ``column`` from λ = 0 to ``lam`` at ``beta``, with its two-sided
+    1 − 2·``level`` Student t interval."""
+    differences = finetunes.differences(dataset, beta, lam, column)
+    return t_test(differences.to_numpy(), alpha=level).interval
 
 
 def lambda_effects(
     metrics: pd.DataFrame,
-    resamples: int,
-    seed: int,
+    level: float = LEVEL,
     columns: Sequence[str] = EFFECT_METRICS,
 ) -> pd.DataFrame:
     """The λ effect table: one row per dataset, β and λ > 0 of the finetuned grid.
 
     Columns ``dataset, beta, lambda, n_seeds``, then per metric x of ``columns``
     ``x_change, x_ci_low, x_ci_high``: the mean paired change against λ = 0 at the same β and
-    its 95 % interval. ``n_seeds`` counts the seeds paired for the first metric. A grid without
-    λ = 0 gives an empty table (there is nothing to compare with).
+    its 1 − 2·``level`` interval. ``n_seeds`` counts the seeds paired for the first metric. A
+    grid without λ = 0 gives an empty table (there is nothing to compare with).
     """
     missing = [
         c for c in ("dataset", "phase", "beta", "lambda", "seed", *columns) if c not in metrics
@@ -79,6 +109,7 @@ def lambda_effects(
     if missing:
         raise ValueError(f"the metrics table lacks the columns {missing}")
     finetuned = metrics[metrics["phase"] == FINETUNE]
+    finetunes = Finetunes(metrics)
     rows = []
     for (dataset, beta), runs in finetuned.groupby(["dataset", "beta"], sort=True):
         if not (runs["lambda"] == BASELINE_LAMBDA).any():
@@ -86,7 +117,7 @@ def lambda_effects(
         for lam in sorted(runs.loc[runs["lambda"] > BASELINE_LAMBDA, "lambda"].unique()):
             row = {"dataset": dataset, "beta": beta, "lambda": lam}
             for i, column in enumerate(columns):
-                change = lambda_change(metrics, dataset, beta, lam, column, resamples, seed)
+                change = lambda_change(finetunes, dataset, beta, lam, column, level)
                 if i == 0:
                     row["n_seeds"] = change.n
                 row |= {
@@ -105,8 +136,8 @@ def lambda_effects_markdown(effects: pd.DataFrame, columns: Sequence[str] = EFFE
     lines = [
         "# The effect of λ: paired change against λ = 0 at the same β",
         "",
-        "Mean over seeds of x(β, λ, seed) − x(β, 0, seed), with its 95 % bootstrap interval over "
-        "seeds in brackets.",
+        "Mean over seeds of x(β, λ, seed) − x(β, 0, seed), with its Student t interval over "
+        "seeds (95 % at the default claims.level) in brackets.",
         "",
     ]
     if effects.empty:

@@ -1,8 +1,12 @@
 """Evaluation of one trained checkpoint (disentanglement_lib conventions).
 
 A checkpoint is evaluated on ``num_train + num_test`` distinct images of its prepared dataset,
-drawn by a seeded permutation that depends only on the dataset size and the evaluation seed, so
-every model of a dataset sees the same images.
+drawn by a seeded permutation that depends only on the dataset size, the evaluation seed and the
+run's own seed (``replicate``). Every model of one seed (its β, its λ finetunes) sees the same
+images, the same sampled noise and the same shuffles of the permutation null, so comparisons
+within a seed stay paired; different seeds draw their own, so that the seeds the claims treat as
+independent replicates are independent in their evaluation as well as their training (all seeds
+on one image sample would share its estimation noise, which no spread over seeds shows).
 
 Representations (``representations``): the metrics score the encoder mean μ (the paper's deep
 convention, disentanglement_lib's ``mean``; columns ``mig``, ``sap``, ``im``) and the sampled
@@ -12,6 +16,13 @@ each latent's own range does not change when a latent is rescaled, so a collapsi
 its μ-based MI while its sampled MI falls to the estimator's bias (``metrics.plug_in_bias``).
 ``mig_active``, ``sap_active``, ``im_active`` score the mean with the inactive latents held
 constant.
+
+Permutation null (``null_shuffles``): what chance alone gives these codes. The mean and the
+sampled representation are scored again with the factors shuffled over the evaluation images
+(``metrics.permutation_null``; the same seeded shuffles for both), and ``metrics.json`` keeps
+each score's null mean and upper 95 % point (``mig_null_mean``, ``mig_null_upper``,
+``mig_sampled_null_mean``, …): a score at or below the upper point is indistinguishable from a
+representation without information about the factors.
 
 - MIG, I_m and the latent × factor mutual information matrix use the ``num_train`` images;
   SAP fits its classifiers on them and scores on the ``num_test`` others.
@@ -99,8 +110,18 @@ class EvaluationResult:
 # ---- sampling and encoding ---------------------------------------------------------------------
 
 
+IMAGES_STREAM, SAMPLED_STREAM, NULL_STREAM = 0, 1, 2
+"""Spawn keys, under (evaluation seed, run seed), of the images, the sampled noise, the null."""
+
+
+def evaluation_stream(seed: int, replicate: int, stream: int) -> np.random.SeedSequence:
+    """The seed of one evaluation stream of one seed's runs: ``SeedSequence(seed)`` spawned at
+    (``replicate``, ``stream``). Independent between streams and between replicates."""
+    return np.random.SeedSequence(seed, spawn_key=(replicate, stream))
+
+
 def sample_evaluation_indices(
-    num_images: int, num_train: int, num_test: int, seed: int
+    num_images: int, num_train: int, num_test: int, seed: int | np.random.SeedSequence
 ) -> tuple[np.ndarray, np.ndarray]:
     """Distinct dataset rows for training and testing the metrics.
 
@@ -216,16 +237,14 @@ def reconstruct(
     return pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def sampled_codes(means: np.ndarray, logvars: np.ndarray, seed: int) -> np.ndarray:
+def sampled_codes(
+    means: np.ndarray, logvars: np.ndarray, seed: int | np.random.SeedSequence
+) -> np.ndarray:
     """One draw z = μ + exp(½ log σ²)·ε per image and latent (N × m, float64), ε ~ N(0, 1) from
-    a stream of the evaluation ``seed`` of its own (the images' permutation uses another), so
-    every model of a dataset is scored on the same noise."""
-    noise = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(_SAMPLED_STREAM,)))
+    the stream ``seed`` (:func:`evaluation_stream`), so every model of a seed is scored on the
+    same noise."""
+    noise = np.random.default_rng(seed)
     return means + np.exp(0.5 * logvars) * noise.standard_normal(means.shape)
-
-
-# spawn key, under the evaluation seed, of the sampled representation's noise
-_SAMPLED_STREAM = 1
 
 
 def traverse(
@@ -274,8 +293,10 @@ def evaluate_checkpoint(
     *,
     threads: int = 1,
     jobs_per_gpu: int = 1,
+    replicate: int = 0,
 ) -> EvaluationResult:
-    """Evaluate the model at ``model_path`` on its prepared dataset (see the module docstring).
+    """Evaluate the model at ``model_path`` on its prepared dataset (see the module docstring);
+    ``replicate`` is the run's seed, which picks its evaluation images, noise and shuffles.
 
     ``settings.device`` is "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N",
     resolved by ``devices.select_device`` (which shares the GPUs of a workstation among
@@ -290,7 +311,7 @@ def evaluate_checkpoint(
     control = control_summary(curve_csv)
     model = load_evaluation_model(model_path, device)
     dataset = load_prepared(dataset_dir)
-    split = _EvaluationSplit.draw(dataset, settings, device)
+    split = _EvaluationSplit.draw(dataset, settings, device, replicate)
     logger.info(
         "evaluating %s on %d + %d images of %s (%s)",
         model_path,
@@ -304,9 +325,11 @@ def evaluate_checkpoint(
     active = kl > settings.active_kl_threshold
     codes = {"mean": forward.means}
     if "sampled" in settings.representations:
-        codes["sampled"] = sampled_codes(forward.means, forward.logvars, settings.seed)
+        noise = evaluation_stream(settings.seed, replicate, SAMPLED_STREAM)
+        codes["sampled"] = sampled_codes(forward.means, forward.logvars, noise)
+    shuffles = evaluation_stream(settings.seed, replicate, NULL_STREAM)
     scores = {
-        name: _score_representation(values, dataset, split, settings, threads)
+        name: _score_representation(values, dataset, split, settings, threads, shuffles)
         for name, values in codes.items()
     }
     held = np.where(active, forward.means, 0.0)  # the inactive latents held constant
@@ -381,6 +404,11 @@ def _record(
             f"mig_per_factor{suffix}": score["mig_per_factor"].tolist(),
             f"sap_per_factor{suffix}": score["sap_per_factor"].tolist(),
         }
+        for metric, values in score["null"].items():
+            record |= {
+                f"{metric}{suffix}_null_mean": float(np.mean(values)),
+                f"{metric}{suffix}_null_upper": metrics.null_upper_point(values),
+            }
     informative = entropies > 0
     return record | {
         "recon_nll": float(forward.nll.mean()),
@@ -401,6 +429,7 @@ def _record(
         "num_train": settings.num_train,
         "num_test": settings.num_test,
         "num_bins": settings.num_bins,
+        "null_shuffles": settings.null_shuffles,
         "nll_images": int(forward.nll.shape[0]),
         "representations": list(settings.representations),
         "im_max": float(entropies.sum()),
@@ -425,10 +454,17 @@ class _EvaluationSplit:
 
     @classmethod
     def draw(
-        cls, dataset: PreparedDataset, settings: EvaluationSettings, device: torch.device
+        cls,
+        dataset: PreparedDataset,
+        settings: EvaluationSettings,
+        device: torch.device,
+        replicate: int,
     ) -> _EvaluationSplit:
         train_rows, test_rows = sample_evaluation_indices(
-            len(dataset), settings.num_train, settings.num_test, settings.seed
+            len(dataset),
+            settings.num_train,
+            settings.num_test,
+            evaluation_stream(settings.seed, replicate, IMAGES_STREAM),
         )
         rows = np.concatenate([train_rows, test_rows])
         return cls(
@@ -481,13 +517,15 @@ def _score_representation(
     split: _EvaluationSplit,
     settings: EvaluationSettings,
     threads: int,
+    shuffles: np.random.SeedSequence | None = None,
     known_sap: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """MIG, SAP and I_m of ``codes`` (N × m), with the per-factor values they come from.
 
-    ``known_sap`` = (accuracies, kept): SAP accuracies already fitted on these codes' columns
-    where ``kept``; the other columns are constant here, and one classifier per factor on a
-    constant feature gives their accuracy.
+    ``shuffles`` seeds the permutation null (none without it). ``known_sap`` = (accuracies,
+    kept): SAP accuracies already fitted on these codes' columns where ``kept``; the other
+    columns are constant here, and one classifier per factor on a constant feature gives their
+    accuracy.
     """
     tick = time.perf_counter()
     train_codes, test_codes = codes[split.train], codes[split.test]
@@ -501,10 +539,21 @@ def _score_representation(
     logger.info("mutual information in %.1f s", time.perf_counter() - tick)
 
     tick = time.perf_counter()
+    null: dict[str, np.ndarray] = {}
     if known_sap is None:
-        sap_scores = metrics.sap_matrix(
+        predictions = metrics.sap_predictions(
             train_codes, train_factors, test_codes, test_factors, C=settings.sap_c, n_jobs=threads
         )
+        sap_scores = metrics.sap_accuracies(predictions, test_factors)
+        if settings.null_shuffles and shuffles is not None:
+            null = metrics.permutation_null(
+                metrics.discretize(train_codes, settings.num_bins),
+                train_factors,
+                predictions,
+                test_factors,
+                settings.null_shuffles,
+                shuffles,
+            )
     else:
         accuracies, kept = known_sap
         zeros = np.zeros((len(train_codes), 1)), np.zeros((len(test_codes), 1))
@@ -523,6 +572,7 @@ def _score_representation(
         "mig_per_factor": mig_per_factor,
         "sap_per_factor": sap_per_factor,
         "sap_scores": sap_scores,
+        "null": null,
     }
 
 

@@ -27,6 +27,7 @@ as that class by every latent.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from itertools import product
@@ -47,8 +48,12 @@ __all__ = [
     "mig_per_factor",
     "mutual_information_gap",
     "mutual_information_matrix",
+    "null_upper_point",
+    "permutation_null",
     "plug_in_bias",
+    "sap_accuracies",
     "sap_matrix",
+    "sap_predictions",
     "sap_score",
     "top_two_gap",
 ]
@@ -217,7 +222,7 @@ def im_score(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> floa
     return matched_information(discrete_mutual_information(codes, factors, num_bins))
 
 
-def sap_matrix(
+def sap_predictions(
     train_codes: np.ndarray,
     train_factors: np.ndarray,
     test_codes: np.ndarray,
@@ -225,15 +230,15 @@ def sap_matrix(
     C: float = 0.01,
     n_jobs: int = 1,
 ) -> np.ndarray:
-    """Test accuracy of predicting each factor from each single latent (L × K, discrete factors).
+    """The test-set predictions of every one-latent SAP classifier: (L, K, N_test).
 
-    Entry (l, k) is the accuracy on the test set of ``LinearSVC(C=C, class_weight="balanced")``
-    (one-vs-rest squared hinge, scikit-learn's defaults otherwise) fitted on the train set with
-    latent ``l`` as its only feature and factor ``k`` as the class. The feature is used as is:
-    liblinear regularises the intercept too, so rescaling it would change the classifier. A
-    factor with a single class in the train set is predicted as that class by every latent.
-    The L × K fits are independent and run on ``n_jobs`` threads (liblinear releases the GIL);
-    the result does not depend on ``n_jobs``.
+    Entry (l, k) holds the classes that ``LinearSVC(C=C, class_weight="balanced")``
+    (one-vs-rest squared hinge, scikit-learn's defaults otherwise), fitted on the train set with
+    latent ``l`` as its only feature and factor ``k`` as the class, predicts for the test set.
+    The feature is used as is: liblinear regularises the intercept too, so rescaling it would
+    change the classifier. A factor with a single class in the train set is predicted as that
+    class by every latent. The L × K fits are independent and run on ``n_jobs`` threads
+    (liblinear releases the GIL); the result does not depend on ``n_jobs``.
     """
     train_codes = _as_samples_by_columns(train_codes, "train_codes", dtype=np.float64)
     test_codes = _as_samples_by_columns(test_codes, "test_codes", dtype=np.float64)
@@ -256,15 +261,14 @@ def sap_matrix(
     if n_jobs < 1:
         raise ValueError(f"n_jobs must be ≥ 1, got {n_jobs}")
 
-    def accuracy(pair: tuple[int, int]) -> float:
+    def predict(pair: tuple[int, int]) -> np.ndarray:
         latent, factor = pair
         classes = np.unique(train_factors[:, factor])
         if classes.size == 1:
-            return float(np.mean(test_factors[:, factor] == classes[0]))
+            return np.full(len(test_codes), classes[0], dtype=train_factors.dtype)
         classifier = LinearSVC(C=C, class_weight="balanced", dual="auto")
         classifier.fit(train_codes[:, latent : latent + 1], train_factors[:, factor])
-        prediction = classifier.predict(test_codes[:, latent : latent + 1])
-        return float(np.mean(prediction == test_factors[:, factor]))
+        return classifier.predict(test_codes[:, latent : latent + 1])
 
     num_latents, num_factors = train_codes.shape[1], train_factors.shape[1]
     pairs = list(product(range(num_latents), range(num_factors)))
@@ -273,7 +277,7 @@ def sap_matrix(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-            scores = np.fromiter(pool.map(accuracy, pairs), dtype=np.float64, count=len(pairs))
+            predictions = np.stack(list(pool.map(predict, pairs)))
     not_converged = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
     if not_converged:
         logger.warning(
@@ -284,7 +288,30 @@ def sap_matrix(
     for w in caught:
         if not issubclass(w.category, ConvergenceWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return scores.reshape(num_latents, num_factors)
+    return predictions.reshape(num_latents, num_factors, len(test_codes))
+
+
+def sap_accuracies(predictions: np.ndarray, test_factors: np.ndarray) -> np.ndarray:
+    """Test accuracy (L × K) of the SAP classifiers' ``predictions`` (L × K × N) against the
+    ``test_factors`` (N × K): the fraction of test samples each one classifies right."""
+    test_factors = _as_samples_by_columns(test_factors, "test_factors")
+    return np.mean(predictions == test_factors.T[None, :, :], axis=2)
+
+
+def sap_matrix(
+    train_codes: np.ndarray,
+    train_factors: np.ndarray,
+    test_codes: np.ndarray,
+    test_factors: np.ndarray,
+    C: float = 0.01,
+    n_jobs: int = 1,
+) -> np.ndarray:
+    """Test accuracy of predicting each factor from each single latent (L × K, discrete factors):
+    :func:`sap_accuracies` of :func:`sap_predictions`."""
+    predictions = sap_predictions(
+        train_codes, train_factors, test_codes, test_factors, C=C, n_jobs=n_jobs
+    )
+    return sap_accuracies(predictions, test_factors)
 
 
 def sap_score(
@@ -312,6 +339,59 @@ def plug_in_bias(num_bins: int, factor_sizes: np.ndarray, num_samples: int) -> n
     not at 0."""
     factor_sizes = np.asarray(factor_sizes, dtype=np.float64)
     return (num_bins - 1) * (factor_sizes - 1) / (2.0 * num_samples)
+
+
+# ---- permutation null -------------------------------------------------------------------------
+
+
+def permutation_null(
+    discrete_codes: np.ndarray,
+    factors: np.ndarray,
+    predictions: np.ndarray,
+    test_factors: np.ndarray,
+    shuffles: int,
+    seed: int | np.random.SeedSequence,
+) -> dict[str, np.ndarray]:
+    """MIG, SAP and I_m of the same codes with the factors shuffled: ``shuffles`` values each.
+
+    Shuffle r permutes the rows of ``factors`` (the N samples the discretised codes, N × L,
+    were binned from) and of ``test_factors`` (N_test × K) with permutations drawn from
+    ``numpy.random.default_rng(seed)``, which breaks every link between codes and factors and
+    keeps both marginals. MIG and I_m are recomputed from the mutual information of the codes
+    with the shuffled factors; SAP from the fixed classifiers' test ``predictions``
+    (L × K × N_test, :func:`sap_predictions`) scored against the shuffled test factors, a
+    permutation test conditional on the trained classifiers (refitting them would cost L × K
+    fits per shuffle and answer the same question: do the predictions carry information about
+    the factors?). A score is then compared with what chance alone gives these very codes.
+    """
+    factors = _as_samples_by_columns(factors, "factors")
+    test_factors = _as_samples_by_columns(test_factors, "test_factors")
+    if shuffles < 1:
+        raise ValueError(f"shuffles must be ≥ 1, got {shuffles}")
+    rng = np.random.default_rng(seed)
+    entropies = discrete_entropy(factors)
+    null = {"mig": np.empty(shuffles), "sap": np.empty(shuffles), "im": np.empty(shuffles)}
+    for r in range(shuffles):
+        shuffled = factors[rng.permutation(len(factors))]
+        test_shuffled = test_factors[rng.permutation(len(test_factors))]
+        information = mutual_information_matrix(discrete_codes, shuffled)
+        null["mig"][r] = mig_per_factor(information, entropies).mean()
+        null["im"][r] = matched_information(information)
+        null["sap"][r] = top_two_gap(sap_accuracies(predictions, test_shuffled)).mean()
+    return null
+
+
+def null_upper_point(null: np.ndarray) -> float:
+    """The upper 95 % point of a permutation null of S values: its ⌈0.95 (S + 1)⌉-th smallest.
+
+    A score above it has a permutation p-value (1 + #{null ≥ score}) / (S + 1) of at most 0.05;
+    with S = 19 it is the largest of the 19. Needs S ≥ 19.
+    """
+    null = np.sort(np.asarray(null, dtype=float))
+    rank = math.ceil(0.95 * (len(null) + 1))
+    if rank > len(null):
+        raise ValueError(f"an upper 95 % point needs at least 19 shuffles, got {len(null)}")
+    return float(null[rank - 1])
 
 
 # ---- helpers -----------------------------------------------------------------------------------

@@ -255,6 +255,10 @@ _TRAIN_CONFIG_LOGISTICS = tuple(k for k in TrainSettings.LOGISTICS if k not in _
 # ---- evaluation ----------------------------------------------------------------------------
 
 
+MIN_NULL_SHUFFLES = 19
+"""The fewest shuffles of a permutation null with an upper 95 % point (``metrics``)."""
+
+
 @dataclass(frozen=True)
 class EvaluationSettings(_Settings):
     """How a checkpoint is evaluated: config ``deep.evaluate`` plus the device
@@ -271,6 +275,7 @@ class EvaluationSettings(_Settings):
     nll_images: int | None = None
     seed: int = 0
     representations: tuple[str, ...] = REPRESENTATIONS
+    null_shuffles: int = 19
     traversal_steps: int = 7
     traversal_range: float = 3.0
     device: str = "auto"
@@ -286,6 +291,7 @@ class EvaluationSettings(_Settings):
         "nll_images",
         "seed",
         "representations",
+        "null_shuffles",
         "traversal_steps",
         "traversal_range",
     )
@@ -329,6 +335,13 @@ class EvaluationSettings(_Settings):
                 f"{self.representations!r}"
             )
         self._set("representations", representations)
+        shuffles = _integer("null_shuffles", self.null_shuffles, minimum=0)
+        if 0 < shuffles < MIN_NULL_SHUFFLES:
+            raise ValueError(
+                f"null_shuffles must be 0 (no permutation null) or at least {MIN_NULL_SHUFFLES} "
+                f"(an upper 95 % point needs them), got {shuffles}"
+            )
+        self._set("null_shuffles", shuffles)
         self._set("traversal_steps", _integer("traversal_steps", self.traversal_steps, minimum=2))
         self._set(
             "traversal_range",

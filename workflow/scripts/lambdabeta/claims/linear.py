@@ -34,6 +34,26 @@ def restart_fraction(passed: pd.Series, settings: ClaimSettings) -> tuple[Interv
     return interval, REPRODUCED if passed.all() else NOT_REPRODUCED
 
 
+def unconverged(
+    at: pd.DataFrame, failing: pd.Series, verdict: str, settings: ClaimSettings
+) -> tuple[str, str]:
+    """(verdict, text): a ``not reproduced`` whose failing rows are all off a stationary point
+    (``residual`` above ``claims.convergence_tolerance``) becomes ``inconclusive``, with the
+    text saying so; anything else is left as it is (text "")."""
+    if verdict != NOT_REPRODUCED or "residual" not in at or not failing.any():
+        return verdict, ""
+    residual = at.loc[failing, "residual"]
+    tol = settings.convergence_tolerance
+    if (residual > tol).all():
+        restarts = at.loc[failing, "restart"].nunique()
+        return INCONCLUSIVE, (
+            f"; inconclusive: the {restarts} restarts that fail it had not reached a stationary "
+            f"point (Lemma 4.2's residual {residual.min():.2g}–{residual.max():.2g}, above "
+            f"claims.convergence_tolerance = {tol:g}): the solver's budget stopped them first"
+        )
+    return verdict, ""
+
+
 def judge_restarts(
     table: pd.DataFrame,
     test: str,
@@ -43,19 +63,25 @@ def judge_restarts(
     passes: Callable[[pd.DataFrame], pd.Series],
     describe: Callable[[pd.DataFrame], str],
     missing: str,
+    converged: bool = False,
 ) -> list[dict]:
     """One row per scope of :func:`linear_scopes`: over the rows ``select(block)`` keeps, the
     fraction of restarts for which ``passes(rows)`` holds on every row (exact interval, see
     :func:`restart_fraction`), ``describe(rows)`` its detail; not run, for the reason
-    ``missing``, where ``select`` keeps nothing."""
+    ``missing``, where ``select`` keeps nothing. With ``converged``, the claim is about
+    stationary points: failures off one make it inconclusive (:func:`unconverged`)."""
     rows = []
     for scope, block in linear_scopes(table):
         at = select(block)
         if at.empty:
             rows.append(not_run(scope, test, missing))
             continue
-        interval, verdict = restart_fraction(passes(at).groupby(at["restart"]).all(), settings)
-        rows.append(row(scope, test, verdict, interval, describe(at)))
+        passed = passes(at)
+        interval, verdict = restart_fraction(passed.groupby(at["restart"]).all(), settings)
+        why = ""
+        if converged:
+            verdict, why = unconverged(at, ~passed, verdict, settings)
+        rows.append(row(scope, test, verdict, interval, describe(at) + why))
     return rows
 
 

@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..statistics import verdict_above
-from .registry import ClaimSettings, claim, not_run, row, setting_text
+from .registry import ClaimSettings, claim, judged_row, not_run, setting_text
 
 
 def mi_concentration(matrix: np.ndarray) -> float:
@@ -54,9 +53,9 @@ def qualitative_mi_concentrated(
     ``reference`` (Fig 8's first setting, β = 1, λ = 0) or ``concentrated`` (its last,
     β = 8, λ = 32), each the nearest grid point, for every seed."""
     test = (
-        "mean over seeds of the paired change in MI concentration (each factor's share of its "
-        "MI held by its top latent, averaged over factors) from Fig 8's first to its last "
-        "setting, 95 % bootstrap interval over seeds; reproduced if above 0"
+        "the seed-paired change in MI concentration (each factor's share of its MI held by its "
+        "top latent, averaged over factors) from Fig 8's first to its last setting "
+        f"({settings.mean_test_text}); reproduced if above 0"
     )
     if concentration is None or concentration.empty:
         return [
@@ -83,8 +82,7 @@ def qualitative_mi_concentrated(
             continue
         by_seed = block.pivot_table(index="seed", columns="role", values="concentration")
         differences = (by_seed[CONCENTRATED] - by_seed[REFERENCE]).dropna().sort_index()
-        interval = settings.bootstrap_mean(differences.to_numpy())
-        verdict = verdict_above(interval, 0.0, settings.min_seeds)
+        evidence = settings.test(differences.to_numpy())
         ref, conc = settings_of.loc[REFERENCE], settings_of.loc[CONCENTRATED]
         detail = (
             f"{setting_text(ref['beta'], ref['lambda'])} → "
@@ -99,5 +97,5 @@ def qualitative_mi_concentrated(
                 f"; the figure's seed {figure_seed}: {shown[REFERENCE]:.3g} → "
                 f"{shown[CONCENTRATED]:.3g}"
             )
-        rows.append(row(dataset, test, verdict, interval, detail))
+        rows.append(judged_row(dataset, test, evidence, detail, settings))
     return rows

@@ -26,7 +26,24 @@ import numpy as np
 import pandas as pd
 
 from ..selection import PAPER_RECONSTRUCTION_METRIC, reconstruction_column
-from ..statistics import NOT_RUN, VERDICTS, Interval, bootstrap_mean, bootstrap_statistic
+from ..statistics import (
+    ABOVE,
+    LEVEL,
+    NO_INTERVAL,
+    NOT_RUN,
+    ONE_SAMPLE_GUARD,
+    PAIRED_TESTS,
+    VERDICTS,
+    Evidence,
+    Interval,
+    all_of,
+    any_of,
+    guarded,
+    jackknife_t_test,
+    limitation,
+    paired_test,
+    verdict,
+)
 from .tables import TABLES
 
 COLUMNS = (
@@ -41,8 +58,12 @@ COLUMNS = (
     "ci_high",
     "n",
     "verdict",
+    "error_rate",
     "detail",
 )
+"""The claims table's columns. ``error_rate``: the largest probability of a false
+``reproduced`` the claim's test allows (its one-sided level; empty for checks without sampling
+error, such as a tolerance on a deterministic computation)."""
 
 MODULES = ("linear", "theory", "deep", "restoration", "selection", "qualitative", "adaptive")
 """The modules of ``lambdabeta.claims`` that define claims, in the order of the claims table."""
@@ -87,15 +108,35 @@ Views = Callable[[pd.DataFrame], Iterable[tuple[str, pd.DataFrame]]]
 metric columns being that representation's (``linear_views``, ``deep_views``)."""
 
 
+NULL_PARTS = ("_null_mean", "_null_upper")
+"""Suffixes of a score's permutation null columns (``lambdabeta.evaluate``)."""
+
+
 def views_of(columns: Mapping[str, Mapping[str, str]]) -> Views:
     """The views of a table whose representation ``r`` holds metric ``k`` in column
-    ``columns[r][k]``: the view writes that column under the name ``k``. A representation whose
-    columns the table lacks is left out."""
+    ``columns[r][k]``: the view writes that column under the name ``k`` (and its permutation
+    null's columns, where the table has them, under ``k``'s). A representation whose columns
+    the table lacks is left out."""
 
     def views(table: pd.DataFrame) -> Iterable[tuple[str, pd.DataFrame]]:
         for representation, renamed in columns.items():
             if all(column in table for column in renamed.values()):
-                yield representation, table.assign(**{k: table[c] for k, c in renamed.items()})
+                nulls = {
+                    f"{k}{part}": f"{c}{part}"
+                    for k, c in renamed.items()
+                    for part in NULL_PARTS
+                    if f"{c}{part}" in table
+                }
+                # another representation's null must not stand in for this one's
+                stale = [
+                    f"{k}{part}"
+                    for k, c in renamed.items()
+                    for part in NULL_PARTS
+                    if k != c and f"{k}{part}" in table and f"{k}{part}" not in nulls
+                ]
+                view = table.drop(columns=stale)
+                named = renamed | nulls
+                yield representation, view.assign(**{k: table[c] for k, c in named.items()})
 
     return views
 
@@ -169,8 +210,8 @@ def registered_claims() -> list[Claim]:
 
 @dataclass(frozen=True)
 class ClaimSettings:
-    """Thresholds and bootstrap settings of the claim tests (the ``claims`` config section), and
-    what the tests need to know of the rest of the config: ``reconstruction`` (the
+    """Thresholds and tests of the claims (the ``claims`` config section), and what the tests
+    need to know of the rest of the config: ``reconstruction`` (the
     ``deep.reconstruction_metric`` whose column is the deep NLL), ``rho`` (``selection.rho``),
     ``mpi3d_dataset`` (the trained dataset read from MPI3D-real's file, if any),
     ``figure_seed`` (``figures.seed``) and ``representation``."""
@@ -179,19 +220,18 @@ class ClaimSettings:
     trivial_tolerance: float = 0.1
     closed_form_tolerance: float = 1e-5
     closed_form_tolerance_adamw: float = 0.05
+    convergence_tolerance: float = 1e-3
     phase_tolerance: float = 1e-3
     ray_tolerance: float = 1e-6
-    bias_factor: float = 2.0
     adaptive_margin: float = 0.1
     adaptive_score_margin: float = 0.05
     adaptive_linear_tolerance: float = 0.01
     contraction_rate_tolerance: float = 0.01
-    mig_margin: float = 0.02
     high_beta_min: float | None = None
     min_restarts: int = 3
     min_seeds: int = 3
-    bootstrap_resamples: int = 10000
-    bootstrap_seed: int = 0
+    level: float = LEVEL
+    paired_test: str = "t"
     reconstruction: str = PAPER_RECONSTRUCTION_METRIC
     rho: float = 1e-3
     mpi3d_dataset: str | None = None
@@ -201,6 +241,14 @@ class ClaimSettings:
     CONTEXT = ("reconstruction", "rho", "mpi3d_dataset", "figure_seed", "representation")
     """The fields that do not come from the ``claims`` config section (``representation``: the
     one a claim judged per representation is judging)."""
+
+    def __post_init__(self) -> None:
+        if self.paired_test not in PAIRED_TESTS:
+            raise ValueError(
+                f"claims.paired_test must be one of {PAIRED_TESTS}, got {self.paired_test!r}"
+            )
+        if not 0.0 < self.level < 0.5:
+            raise ValueError(f"claims.level must lie in (0, 0.5), got {self.level}")
 
     @classmethod
     def from_config(cls, claims: Mapping, reconstruction: str, **context) -> ClaimSettings:
@@ -217,11 +265,52 @@ class ClaimSettings:
         """The deep table column of the NLL."""
         return reconstruction_column(self.reconstruction)
 
-    def bootstrap_mean(self, values: np.ndarray | Sequence[float]) -> Interval:
-        return bootstrap_mean(values, self.bootstrap_resamples, self.bootstrap_seed)
+    # ---- the tests, at this run's level and with its procedure for means of seed values
 
-    def bootstrap(self, units: np.ndarray, statistic: Callable) -> Interval:
-        return bootstrap_statistic(units, statistic, self.bootstrap_resamples, self.bootstrap_seed)
+    def test(
+        self,
+        values: np.ndarray | Sequence[float],
+        threshold: float = 0.0,
+        side: str = ABOVE,
+        paired: bool = True,
+    ) -> Evidence:
+        """The mean of seed-level ``values`` (seed-paired differences, unless not ``paired``)
+        on ``side`` of ``threshold`` (``claims.paired_test``: Student t or the exact sign-flip
+        test); raw values against a fixed bound are tested at a quarter of the level
+        (:func:`lambdabeta.statistics.guarded`)."""
+        evidence = paired_test(self.paired_test)(values, threshold, side, self.level)
+        return evidence if paired else guarded(evidence)
+
+    def jackknife(
+        self, units: np.ndarray, statistic: Callable, threshold: float = 0.0, side: str = ABOVE
+    ) -> Evidence:
+        """A smooth statistic of seed means on ``side`` of ``threshold`` (jackknife t)."""
+        return jackknife_t_test(units, statistic, threshold, side, self.level)
+
+    def all_of(self, parts: Sequence[Evidence]) -> Evidence:
+        return all_of(parts, self.level)
+
+    def any_of(self, parts: Sequence[Evidence]) -> Evidence:
+        return any_of(parts, self.level)
+
+    def verdict(self, evidence: Evidence) -> str:
+        return verdict(evidence, self.level, self.min_seeds)
+
+    @property
+    def mean_test_text(self) -> str:
+        """How a mean of seed-paired differences is tested, for the ``test`` column."""
+        if self.paired_test == "t":
+            return f"Student t over seeds, one-sided {self.level:.3g}"
+        return f"exact sign-flip test over seeds, one-sided {self.level:.3g}"
+
+    @property
+    def one_sample_text(self) -> str:
+        """How seed values are compared with a fixed bound, for the ``test`` column."""
+        return self.mean_test_text.replace(
+            f"one-sided {self.level:.3g}",
+            f"one-sided {self.level / ONE_SAMPLE_GUARD:.3g} "
+            f"(a quarter of the level: no pairing protects it from skew)",
+        )
 
 
 # ---- rows ------------------------------------------------------------------------------------
@@ -249,11 +338,12 @@ def row(
     verdict: str,
     interval: Interval | None = None,
     detail: str = "",
+    error_rate: float = math.nan,
 ) -> dict:
     """A judge's row for one scope; no interval leaves effect and CI empty."""
     if verdict not in VERDICTS:
         raise ValueError(f"unknown verdict {verdict!r}")
-    interval = interval or Interval(math.nan, math.nan, math.nan, 0)
+    interval = interval or NO_INTERVAL
     return {
         "scope": scope,
         "test": test,
@@ -262,8 +352,19 @@ def row(
         "ci_high": interval.high,
         "n": interval.n,
         "verdict": verdict,
+        "error_rate": error_rate,
         "detail": detail,
     }
+
+
+def judged_row(
+    scope: str, test: str, evidence: Evidence, detail: str, settings: ClaimSettings
+) -> dict:
+    """The row of a claim decided by a test: its verdict at ``settings.level``, the deciding
+    interval, the level as the error rate, and in ``detail`` why it cannot decide, if so."""
+    why = limitation(evidence, settings.level, settings.min_seeds)
+    detail = f"{why}; {detail}" if why and detail else (why or detail)
+    return row(scope, test, settings.verdict(evidence), evidence.interval, detail, settings.level)
 
 
 def not_run(scope: str, test: str, reason: str) -> dict:

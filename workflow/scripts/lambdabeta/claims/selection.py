@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from functools import partial
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
+from ..effects import Finetunes
 from ..grid import FINETUNE
 from ..selection import MIG_COLUMN, augmented_tchebycheff, first_minimum, minmax_normalize
-from ..statistics import (
-    Interval,
-    strongest,
-    verdict_above,
-    verdict_all,
-    verdict_any,
-    verdict_below,
-    weakest,
+from ..statistics import BELOW, NO_INTERVAL, Evidence
+from .registry import (
+    DEEP_VIEWS,
+    ClaimSettings,
+    claim,
+    interval_text,
+    judged_row,
+    not_run,
+    setting_text,
 )
-from .registry import DEEP_VIEWS, ClaimSettings, claim, interval_text, not_run, row
-from .restoration import high_beta_text, lambda_grid, paired_change
+from .restoration import high_beta_text, lambda_grid, null_margin, paired_change
 
 
 def selected_betas(
@@ -39,12 +39,6 @@ def selected_betas(
     return np.stack([betas[index] for index in chosen], axis=-1)
 
 
-def _selection_octaves(values: np.ndarray, betas: np.ndarray, rho: float) -> np.ndarray:
-    """log2 β*(w1 = 0) − log2 β*(w1 = 1) for per-seed objectives (…, seeds, 2, G): NLL, MIG."""
-    selected = selected_betas(values[..., 0, :], values[..., 1, :], betas, [0.0, 1.0], rho)
-    return np.log2(selected[..., 0]) - np.log2(selected[..., 1])
-
-
 @claim(
     "selection.optimum_moves_to_high_beta",
     "§6 Fig 6",
@@ -57,51 +51,55 @@ def selection_optimum_moves_to_high_beta(
 ) -> list[dict]:
     nll, rho = settings.nll, settings.rho
     test = (
-        "log2 β of the Tchebycheff minimiser at w₁ = 0 minus at w₁ = 1 (selection.csv), 95 % "
-        f"bootstrap interval from repeating the selection (f1 = {nll}) on resampled seeds; "
-        "reproduced if above 0"
+        f"b₁ = the β of the w₁ = 1 minimiser (f1 = {nll}; selection.csv); at w₁ = 0 the "
+        "minimiser is the grid point of highest MIG, so the optimum moves to higher β exactly "
+        "when some point at β > b₁ has a higher MIG than every point at β ≤ b₁: seed-paired MIG "
+        f"differences ({settings.mean_test_text}), every point at β ≤ b₁ must be beaten "
+        "(intersection-union), the candidates at β > b₁ Bonferroni-corrected; not reproduced if "
+        "no point lies above b₁ or every candidate is beaten by some point at β ≤ b₁"
     )
     rows = []
     for dataset in sorted(metrics["dataset"].unique()):
         chosen = selection[selection["dataset"] == dataset].set_index("w1")["beta"]
         if not {0.0, 1.0} <= set(chosen.index):
-            rows.append(
-                not_run(
-                    dataset,
-                    test,
-                    "selection.weights lacks w₁ = 0 or w₁ = 1",
-                )
-            )
+            rows.append(not_run(dataset, test, "selection.weights lacks w₁ = 0 or w₁ = 1"))
             continue
         runs = metrics[(metrics["dataset"] == dataset) & (metrics["phase"] == FINETUNE)]
         grid = runs.pivot_table(index="seed", columns=["beta", "lambda"], values=[nll, MIG_COLUMN])
         grid = grid[np.isfinite(grid).all(axis=1)].sort_index(axis=1)
-        points = grid[nll].columns
+        points = list(grid[nll].columns)
         betas = np.array([beta for beta, _ in points], dtype=float)
-        units = np.stack(
-            [grid[nll][points].to_numpy(), grid[MIG_COLUMN][points].to_numpy()], axis=1
-        )
-
-        resampled = settings.bootstrap(units, partial(_selection_octaves, betas=betas, rho=rho))
+        mig = grid[MIG_COLUMN][points].to_numpy()
         if settings.representation != "mean":
-            # selection.csv selects with the mean's MIG: the other representation's minimisers
-            # come from the same scores of its own MIG
-            picked = selected_betas(units[:, 0], units[:, 1], betas, [0.0, 1.0], rho)
+            # selection.csv selects with the mean's MIG: this representation's minimisers come
+            # from the same scores of its own MIG
+            picked = selected_betas(grid[nll][points].to_numpy(), mig, betas, [0.0, 1.0], rho)
             chosen = pd.Series({0.0: float(picked[0]), 1.0: float(picked[1])})
-        estimate = math.log2(chosen[0.0]) - math.log2(chosen[1.0])
-        interval = Interval(estimate, resampled.low, resampled.high, resampled.n)
-        verdict = verdict_above(interval, 0.0, settings.min_seeds)
+        low_beta = float(chosen[1.0])
         sweep = ", ".join(f"{w:g}: β={b:g}" for w, b in chosen.sort_index(ascending=False).items())
-        rows.append(
-            row(
-                dataset,
-                test,
-                verdict,
-                interval,
-                f"minimiser's β by w₁: {sweep}",
-            )
+        lows = [i for i, beta in enumerate(betas) if beta <= low_beta]
+        candidates = [i for i, beta in enumerate(betas) if beta > low_beta]
+        if not candidates:
+            reason = f"minimiser's β by w₁: {sweep}; no grid point lies above β = {low_beta:g}"
+            rows.append(judged_row(dataset, test, _refuted(len(mig)), reason, settings))
+            continue
+        beats = [
+            settings.all_of([settings.test(mig[:, c] - mig[:, h]) for h in lows])
+            for c in candidates
+        ]
+        evidence = settings.any_of(beats)
+        best = points[candidates[evidence.part]]
+        detail = (
+            f"minimiser's β by w₁: {sweep}; best candidate {setting_text(*best)}: MIG above every "
+            f"point at β ≤ {low_beta:g} by {interval_text(evidence.interval)} (the smallest margin)"
         )
+        rows.append(judged_row(dataset, test, evidence, detail, settings))
     return rows
+
+
+def _refuted(n: int) -> Evidence:
+    """The evidence of a claim that the grid itself contradicts."""
+    return Evidence(replace(NO_INTERVAL, n=n), 1.0, 0.0)
 
 
 @claim(
@@ -114,46 +112,37 @@ def selection_optimum_moves_to_high_beta(
 def selection_lambda_recovers_nll(metrics: pd.DataFrame, settings: ClaimSettings) -> list[dict]:
     nll = settings.nll
     test = (
-        f"at every over-regularised β — {high_beta_text(settings)} — some λ > 0 whose paired "
-        f"NLL change ({nll}) against λ = 0 has its 95 % bootstrap interval below 0 and whose "
-        f"MIG change has it above −{settings.mig_margin:g}; the row shows the NLL change of the "
-        "best λ at the β that decided"
+        f"at every over-regularised β — {high_beta_text(settings)} — some λ > 0 whose "
+        f"seed-paired NLL change ({nll}) against λ = 0 lies below 0 and whose MIG change lies "
+        "above −(MIG's permutation null spread) "
+        f"({settings.mean_test_text}): both must hold, the λ are Bonferroni-corrected, every β "
+        "must hold (intersection-union); the row shows the deciding change"
     )
     rows = []
+    finetunes = Finetunes(metrics)
     for dataset in sorted(metrics["dataset"].unique()):
         betas, lambdas, reason = lambda_grid(metrics, dataset, settings)
+        if not reason and f"{MIG_COLUMN}_null_upper" not in metrics:
+            reason = "no permutation null of MIG in the metrics (deep.evaluate.null_shuffles)"
         if reason:
             rows.append(not_run(dataset, test, reason))
             continue
-        beta_verdicts, beta_parts, texts = [], [], []
+        per_beta, texts = [], []
         for beta in betas:
-            candidates = []
+            options, option_texts = [], []
             for lam in lambdas:
-                change = paired_change(metrics, dataset, beta, lam, nll, settings)
-                mig = paired_change(metrics, dataset, beta, lam, MIG_COLUMN, settings)
-                verdict = verdict_all(
-                    [
-                        verdict_below(change, 0.0, settings.min_seeds),
-                        verdict_above(mig, -settings.mig_margin, settings.min_seeds),
-                    ]
+                margin = null_margin(finetunes, dataset, beta, lam, MIG_COLUMN)
+                change = paired_change(finetunes, dataset, beta, lam, nll, settings, side=BELOW)
+                mig = paired_change(finetunes, dataset, beta, lam, MIG_COLUMN, settings, -margin)
+                options.append(settings.all_of([change, mig]))
+                option_texts.append(
+                    f"λ={lam:g}: NLL {interval_text(change.interval)}, MIG "
+                    f"{interval_text(mig.interval)} (margin {margin:.3g})"
                 )
-                candidates.append((verdict, change, lam, mig))
-            best = strongest([c[0] for c in candidates])
-            verdict, change, lam, mig = candidates[best]
-            beta_verdicts.append(verdict_any(c[0] for c in candidates))
-            beta_parts.append(change)
-            texts.append(
-                f"β={beta:g}: best λ={lam:g}, NLL {interval_text(change)}, MIG "
-                f"{interval_text(mig)} ({verdict})"
-            )
-        decisive = weakest(beta_verdicts)
+            some = settings.any_of(options)
+            per_beta.append(some)
+            texts.append(f"β={beta:g}: " + ", ".join(option_texts) + f" ({settings.verdict(some)})")
         rows.append(
-            row(
-                dataset,
-                test,
-                verdict_all(beta_verdicts),
-                beta_parts[decisive],
-                "; ".join(texts),
-            )
+            judged_row(dataset, test, settings.all_of(per_beta), "; ".join(texts), settings)
         )
     return rows
