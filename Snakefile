@@ -1,9 +1,21 @@
 # The λβ-VAE reproduction pipeline: every result of "Mutual Information Collapse Explains
 # Disentanglement Failure in β-VAEs" from config/config.yaml alone. See README.md.
 
+import os
+import sys
+
 from snakemake.utils import min_version
 
 min_version("9.1")
+
+# the project's package (its config checks use the standard library and Snakemake's own
+# dependencies only); a YAML error in the config file is named by its line, before Snakemake
+# reads it and says only that some config file is not valid YAML
+sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+from lambdabeta.plan.checks import check_config_file
+
+if os.path.exists("config/config.yaml"):
+    check_config_file("config/config.yaml")
 
 
 configfile: "config/config.yaml"

@@ -12,7 +12,7 @@ import pytest
 
 from lambdabeta import grid
 from lambdabeta.claims.tables import TABLES
-from lambdabeta.plan import checks, claims, datasets, resources, targets, training
+from lambdabeta.plan import claims, datasets, resources, targets, training
 from lambdabeta.settings import DeepSettings
 
 
@@ -172,23 +172,6 @@ def test_claim_settings_hold_what_changes_a_verdict():
     settings = claims.claim_settings(config())
     assert settings == {"claims": {"min_seeds": 2}, "reconstruction": "train_bce", "rho": 1e-3,
                         "mpi3d_dataset": None, "figure_seed": 0}  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("change", "key"),
-    [
-        ({"linear": {"dims": [{"n": 8, "m": 3, "s": 2}] * 2}}, "linear.dims"),
-        ({"linear": {"dims": [{"n": 8, "m": 1, "s": 2}]}}, "linear.dims"),
-        ({"linear": {"dims": [{"n": 8, "m": 3, "s": 2}], "instance_file": "no/{n}.npz"}},
-         "linear.instance_file"),
-        ({"deep": deep_section(datasets=["celeba"])}, "deep.datasets"),
-        ({"figures": {"seed": 7, "mi_heatmaps": []}}, "figures.seed"),
-    ],
-)  # fmt: skip
-def test_config_checks_name_the_key(change, key):
-    with pytest.raises(ValueError, match=rf"config key '{key}'"):
-        checks.check_config(config(**change))
-    checks.check_config(config())
 
 
 def test_targets_follow_the_studies_of_the_config():

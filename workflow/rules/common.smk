@@ -17,8 +17,20 @@ from lambdabeta.linear.settings import LinearSettings
 from lambdabeta.plan import checks, claims, datasets, resources, targets, training
 from lambdabeta.settings import DeepSettings, download_science, preparation_science
 
+# Every setting is checked here, before any job is planned (lambdabeta.plan.checks): a wrong
+# value that reached a job would fail there, after Snakemake had deleted the job's outputs.
+# the config files in the order they apply (later ones override earlier ones)
+COMMAND_LINE_CONFIGS = {os.path.abspath(path) for path in workflow.overwrite_configfiles}
+CONFIG_SOURCES = [
+    os.path.relpath(path)
+    for path in sorted(workflow.configfiles, key=lambda p: os.path.abspath(p) in COMMAND_LINE_CONFIGS)
+]
+for config_file in CONFIG_SOURCES:
+    checks.check_config_file(config_file)
+SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+checks.check_schema(config, SCHEMA, CONFIG_SOURCES)
 validate(config, schema="../schemas/config.schema.yaml")
-checks.check_config(config)
+checks.check_config(config, CONFIG_SOURCES)
 
 LINEAR = config.get("linear")
 LINEAR_SETTINGS = LinearSettings.from_config(LINEAR) if LINEAR else None

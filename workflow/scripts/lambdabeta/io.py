@@ -1,8 +1,9 @@
-"""File helpers shared by every stage: atomic writes, JSON, and script logging."""
+"""File helpers shared by every stage: atomic writes, JSON, corrupt files, and script logging."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -35,6 +36,85 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+CORRUPT_SUFFIX = ".corrupt"
+"""What a corrupt file's name gets when it is moved aside (``move_aside``)."""
+
+
+class CorruptFileError(ValueError):
+    """A file the pipeline made earlier is damaged or not what its name says.
+
+    Raised by the readers of prepared datasets, model files, checkpoints and training curves,
+    after the file has been moved aside (``corrupt_file``), so that Snakemake sees the output
+    missing and the next run recomputes it. ``path`` is the file, ``moved_to`` where it went
+    (None when it could not be moved or another job moved it first).
+    """
+
+    def __init__(self, message: str, path: Path, moved_to: Path | None):
+        super().__init__(message)
+        self.path = path
+        self.moved_to = moved_to
+
+
+def move_aside(path: str | os.PathLike) -> Path | None:
+    """Rename ``path`` to ``<name>.corrupt`` (``.corrupt2``, ``.corrupt3``… when taken) and return
+    the new path; None when ``path`` is already gone (another job moved it first).
+
+    Nothing is deleted or overwritten: the file stays available for inspection.
+    """
+    path = Path(path)
+    for attempt in itertools.count(1):
+        target = path.with_name(path.name + CORRUPT_SUFFIX + (str(attempt) if attempt > 1 else ""))
+        if target.exists() or target.is_symlink():
+            continue
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:
+            return None
+        return target
+    raise AssertionError("unreachable")
+
+
+def rerun_command(target: str | os.PathLike) -> str:
+    """The command that recomputes the output ``target``, relative to the working directory
+    (Snakemake's) when it lies below it."""
+    target = Path(target)
+    with contextlib.suppress(ValueError):
+        target = Path(os.path.abspath(target)).relative_to(Path.cwd())
+    return f"`snakemake --cores all {target}`"
+
+
+def corrupt_file(
+    path: str | os.PathLike,
+    problem: str,
+    *,
+    recompute: str | None = None,
+    action: str = "recomputes it",
+) -> CorruptFileError:
+    """Move the corrupt file ``path`` aside and return the error to raise.
+
+    The message names the file, says what is wrong (``problem``), where the file went and what
+    recomputes it: ``recompute`` (a phrase), by default "the next ``snakemake`` run ``action``",
+    because the file is a workflow output and is now missing, "or now: ``rerun_command(path)``".
+    """
+    path = Path(path)
+    if recompute is None:
+        recompute = f"the next `snakemake` run {action} (or now: {rerun_command(path)})"
+    try:
+        moved = move_aside(path)
+    except OSError as error:
+        # a read-only or shared directory: say so, and leave the file to the user
+        message = (
+            f"{path}: {problem}. It could not be moved aside ({error}); once it is renamed or "
+            f"deleted, {recompute}."
+        )
+        return CorruptFileError(message, path, None)
+    if moved is None:
+        where = "Another job has already moved it aside"
+    else:
+        where = f"Moved it to {moved} (delete that once you no longer need it)"
+    return CorruptFileError(f"{path}: {problem}. {where}; {recompute}.", path, moved)
 
 
 def _umask() -> int:

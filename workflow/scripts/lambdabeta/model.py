@@ -9,19 +9,23 @@ A Gaussian encoder and a Bernoulli decoder for 64 × 64 × C images, with latent
              between, Bernoulli logits out
 
 Its objective is defined in ``lambdabeta.loss``; this module holds the architecture and its
-model files.
+model files. Model files and training checkpoints are read with ``torch.load(weights_only=True)``
+(``load_record``), which unpickles tensors and plain values only; a file that does not load, or
+lacks what this pipeline writes, is moved aside and reported (``lambdabeta.io.corrupt_file``).
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .io import atomic_path
+from .io import atomic_path, corrupt_file, rerun_command
 
 IMAGE_SIZE = 64
 """Height and width the architecture is built for (four stride-2 convolutions reach 4 × 4)."""
@@ -129,15 +133,81 @@ def save_weights(
         torch.save(record, tmp)
 
 
+MODEL_KEYS = ("state_dict", "in_channels", "latent_dim", "metadata")
+"""What ``save_weights`` writes, and ``load_model`` needs."""
+
+
+def _load_failure(error: Exception) -> str:
+    """Why ``torch.load`` failed, in its own words but without its advice (PyTorch suggests
+    ``weights_only=False``, which would run whatever code a foreign pickle holds)."""
+    text = str(error)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    # the first sentence states the problem; what follows is advice
+    text = " ".join(text.split()).split(". ")[0].rstrip(".")
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def load_record(
+    path: str | os.PathLike, keys: Iterable[str], what: str, recompute: str | None = None
+) -> dict[str, Any]:
+    """The dict saved at ``path`` with ``torch.save``, checked to hold ``keys``.
+
+    Loaded with ``weights_only=True``: only tensors and plain values are unpickled. A file that
+    does not load (random bytes, truncated, a foreign pickle) or is not a dict with ``keys`` is
+    moved aside and ``CorruptFileError`` raised, saying it is not ``what`` of this pipeline and
+    what recomputes it (``recompute``, default the next ``snakemake`` run).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    try:
+        with warnings.catch_warnings():
+            # torch.save writes protocol 2; another protocol is a foreign file, reported below
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            record = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise  # the disk or the permissions, not the file's content
+    except Exception as error:
+        size = path.stat().st_size
+        reason = "the file is empty" if size == 0 else f"unpickling failed: {_load_failure(error)}"
+        problem = f"not {what} of this pipeline ({reason}; {size:,} bytes)"
+        raise corrupt_file(path, problem, recompute=recompute) from None
+    if not isinstance(record, dict):
+        problem = f"not {what} of this pipeline: it holds a {type(record).__name__}, not a dict"
+        raise corrupt_file(path, problem, recompute=recompute)
+    require_keys(path, record, keys, what, recompute)
+    return record
+
+
+def require_keys(
+    path: Path, record: dict, keys: Iterable[str], what: str, recompute: str | None = None
+) -> None:
+    """Move ``path`` aside and raise ``CorruptFileError`` unless its ``record`` holds ``keys``."""
+    missing = sorted(set(keys) - set(record))
+    if missing:
+        problem = f"not {what} of this pipeline: missing {missing} (it has {sorted(record)})"
+        raise corrupt_file(path, problem, recompute=recompute)
+
+
 def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[VAE, dict]:
-    """The VAE saved at ``path`` (in eval mode, on ``device``) and its metadata."""
+    """The VAE saved at ``path`` (in eval mode, on ``device``) and its metadata.
+
+    A file that is not a saved VAE is moved aside and reported (``load_record``); Snakemake then
+    sees the training run's model missing and trains it again at the next run.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} does not exist")
-    record = torch.load(path, map_location="cpu", weights_only=True)
-    missing = {"state_dict", "in_channels", "latent_dim", "metadata"} - set(record)
-    if missing:
-        raise ValueError(f"{path} is not a saved VAE: missing {sorted(missing)}")
-    model = VAE(record["in_channels"], record["latent_dim"])
-    model.load_state_dict(record["state_dict"])
+    # the training job writes the model: Snakemake reruns it, and then what was trained from it
+    retrain = f"the next `snakemake` run trains the run again (or now: {rerun_command(path)})"
+    record = load_record(path, MODEL_KEYS, "a saved VAE", retrain)
+    try:
+        model = VAE(record["in_channels"], record["latent_dim"])
+        model.load_state_dict(record["state_dict"])
+    except (RuntimeError, ValueError, TypeError) as error:
+        # torch lists every mismatched tensor: the first line says enough
+        reason = str(error).strip().splitlines()[0]
+        problem = f"not a saved VAE of this pipeline: its weights do not fit its shape ({reason})"
+        raise corrupt_file(path, problem, recompute=retrain) from None
     return model.to(device).eval(), record["metadata"]

@@ -16,7 +16,8 @@ a memory-mapped ``images.npy``, so a 12 GB dataset never has two copies in memor
 placed at their canonical index ``ravel_multi_index(classes, sizes)`` whatever the upstream
 order, after checking that every class combination occurs exactly once. Outputs are written
 under temporary names and renamed into place at the end: images, factors, then ``meta.json``
-last, so a directory with ``meta.json`` is always complete.
+last, so a directory with ``meta.json`` is always complete. meta.json records a digest of the
+images and factors (``loader.dataset_digest``) that every reader checks (``loader.load_prepared``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from tqdm.auto import tqdm
 
 from . import procedural
 from .io import atomic_path, write_json
-from .loader import FACTORS_FILE, IMAGES_FILE, META_FILE
+from .loader import DIGEST_KEY, FACTORS_FILE, IMAGES_FILE, META_FILE, dataset_digest
 
 log = logging.getLogger(__name__)
 
@@ -470,8 +471,9 @@ def prepare(
         threads: rendering threads for the procedural dataset.
         checksum: checksum of ``src``, recorded in meta.json.
 
-    Returns ``out_dir``. Raises ``PreparationError`` naming the file when its content is not as
-    expected, and ``FileExistsError`` rather than overwrite a prepared dataset.
+    Returns ``out_dir``; its meta.json holds the digest readers check (``DIGEST_KEY``). Raises
+    ``PreparationError`` naming the file when its content is not as expected, and
+    ``FileExistsError`` rather than overwrite a prepared dataset.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown dataset format {fmt!r}; known: {list(FORMATS)}")
@@ -525,6 +527,8 @@ def prepare(
     }
     if fmt == "procedural":
         meta["source"]["subgrid"] = dict(subgrid or {})
+    # what readers check the files against: a sample of the images, all of the factors
+    meta[DIGEST_KEY] = dataset_digest(out_dir)
     write_json(out_dir / META_FILE, meta)
     log.info(
         "prepared %s: %d images %s, factors %s",

@@ -42,10 +42,21 @@ DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
 """Accepted device specifications: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
 
 
+class SettingError(ValueError):
+    """A setting's value breaks its rule; ``field`` names the setting (a field of the settings
+    class), so that the workflow can name the config key it came from."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 def check_device_spec(spec: str) -> str:
     """Return ``spec`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; raise otherwise."""
     if not isinstance(spec, str) or DEVICE_SPEC.fullmatch(spec) is None:
-        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}")
+        raise SettingError(
+            "device", f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}"
+        )
     return spec
 
 
@@ -59,7 +70,7 @@ def _is_number(value: Any) -> bool:
 
 def _integer(name: str, value: Any, minimum: int) -> int:
     if not _is_number(value) or int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be an integer ≥ {minimum}, got {value!r}")
+        raise SettingError(name, f"{name} must be an integer ≥ {minimum}, got {value!r}")
     return int(value)
 
 
@@ -71,13 +82,15 @@ def _number(name: str, value: Any, minimum: float, *, strict: bool = False) -> f
         or (strict and value == minimum)
     ):
         bound = ">" if strict else "≥"
-        raise ValueError(f"{name} must be a finite number {bound} {minimum}, got {value!r}")
+        raise SettingError(
+            name, f"{name} must be a finite number {bound} {minimum}, got {value!r}"
+        )
     return float(value)
 
 
 def _boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
+        raise SettingError(name, f"{name} must be true or false, got {value!r}")
     return value
 
 
@@ -198,29 +211,37 @@ class TrainSettings(_Settings):
         self._set("adam_eps", _number("adam_eps", self.adam_eps, minimum=0.0, strict=True))
         betas = tuple(self.adam_betas) if isinstance(self.adam_betas, list | tuple) else ()
         if len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}")
+            raise SettingError(
+                "adam_betas", f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}"
+            )
         self._set("adam_betas", (float(betas[0]), float(betas[1])))
         for name in ("tf32", "compile", "channels_last", "cuda_graphs"):
             _boolean(name, getattr(self, name))
         check_device_spec(self.device)
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise SettingError(
+                "precision", f"precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.phase not in PHASES:
-            raise ValueError(f"phase must be one of {PHASES}, got {self.phase!r}")
+            raise SettingError("phase", f"phase must be one of {PHASES}, got {self.phase!r}")
         if not isinstance(self.run_name, str) or not self.run_name:
-            raise ValueError(f"run_name must be a non-empty string, got {self.run_name!r}")
+            raise SettingError(
+                "run_name", f"run_name must be a non-empty string, got {self.run_name!r}"
+            )
         if self.compile and self.cuda_graphs:
-            raise ValueError(
+            raise SettingError(
+                "compile",
                 "compile and cuda_graphs cannot both be true: capturing a torch.compile'd step "
-                "in a hand-made CUDA graph is not supported; choose one"
+                "in a hand-made CUDA graph is not supported; choose one",
             )
         if self.controller is not None:
             unknown = sorted(set(self.controller) - set(CONTROLLER_KEYS))
             missing = sorted(set(CONTROLLER_KEYS) - set(self.controller))
             if unknown or missing or self.phase != "finetune":
-                raise ValueError(
+                raise SettingError(
+                    "controller",
                     "controller must be the adaptive λ's settings of a finetune, with the keys "
-                    f"{list(CONTROLLER_KEYS)}; unknown {unknown}, missing {missing}"
+                    f"{list(CONTROLLER_KEYS)}; unknown {unknown}, missing {missing}",
                 )
 
     def science(self) -> dict[str, Any]:
@@ -308,17 +329,19 @@ class EvaluationSettings(_Settings):
         self._set("active_kl_threshold", threshold)
         images = _integer("reconstruction_images", self.reconstruction_images, minimum=0)
         if images > self.num_test:
-            raise ValueError(
+            raise SettingError(
+                "reconstruction_images",
                 f"reconstruction_images must be between 0 and num_test = {self.num_test}, "
-                f"got {images}"
+                f"got {images}",
             )
         self._set("reconstruction_images", images)
         if self.nll_images is not None:
             nll_images = _integer("nll_images", self.nll_images, minimum=1)
             if nll_images > self.num_test:
-                raise ValueError(
+                raise SettingError(
+                    "nll_images",
                     f"nll_images must be at most num_test = {self.num_test} (the NLL is measured "
-                    f"on test images), got {nll_images}"
+                    f"on test images), got {nll_images}",
                 )
             self._set("nll_images", nll_images)
         check_device_spec(self.device)
@@ -329,17 +352,19 @@ class EvaluationSettings(_Settings):
             or "mean" not in representations
             or len(set(representations)) != len(representations)
         ):
-            raise ValueError(
+            raise SettingError(
+                "representations",
                 f"representations must list distinct entries of {REPRESENTATIONS} including "
                 "'mean' (the paper's convention, which the figures draw), got "
-                f"{self.representations!r}"
+                f"{self.representations!r}",
             )
         self._set("representations", representations)
         shuffles = _integer("null_shuffles", self.null_shuffles, minimum=0)
         if 0 < shuffles < MIN_NULL_SHUFFLES:
-            raise ValueError(
+            raise SettingError(
+                "null_shuffles",
                 f"null_shuffles must be 0 (no permutation null) or at least {MIN_NULL_SHUFFLES} "
-                f"(an upper 95 % point needs them), got {shuffles}"
+                f"(an upper 95 % point needs them), got {shuffles}",
             )
         self._set("null_shuffles", shuffles)
         self._set("traversal_steps", _integer("traversal_steps", self.traversal_steps, minimum=2))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Callable, Mapping
+from typing import Any
 
 GPU_STAGES = ("linear_adamw", "stabilize", "finetune", "evaluate")
 """The ``resources`` entries of the jobs that can run on a GPU: each asks for one with its
@@ -47,3 +48,52 @@ def local_gpu_limit(gpus: int, jobs_per_gpu: int) -> int | None:
     """How many `gpu: 1` jobs may run at once on this machine: `jobs_per_gpu` per GPU. None (no
     limit) without a GPU: there those jobs run on the CPU and only --cores bounds them."""
     return gpus * jobs_per_gpu if gpus > 0 else None
+
+
+# ---- memory ----------------------------------------------------------------------------------
+
+RUNTIME_MB = 400
+"""What a deep job holds before its arrays: the interpreter, torch and the model (measured: a
+process at 0.31 GB before its first training step)."""
+TRAINING_MB_PER_IMAGE = 1.5
+"""Peak memory per image of a training batch (activations, their gradients, the float batch):
+measured on the CPU for the paper's model on RGB images, 1.45 MB at batch 64, 1.01 at 512, 0.78
+at 1,024 (peak RSS above the process before the first step)."""
+EVALUATION_MB_PER_IMAGE = 0.45
+"""Peak memory per image of an evaluation batch (forward pass only): measured 0.44 MB at batch
+250, 0.36 at 1,000."""
+IMAGE_BYTES = 64 * 64
+"""Bytes of one image channel (uint8, 64 × 64)."""
+
+
+def memory_problems(config: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
+    """Deep jobs whose arrays cannot fit their ``resources.<job>.mem_mb``: a training job's
+    batches (``deep.train.batch_size`` × ``pack_size`` images at a time) and an evaluation's
+    images (``num_train + num_test`` held as uint8) and batches, each plus ``RUNTIME_MB``. An
+    estimate, so that a setting that cannot fit is refused before it takes the machine down.
+    Each problem is (config key, value, the rule it breaks)."""
+    deep = config.get("deep") or {}
+    if not deep.get("datasets"):
+        return []
+    train, evaluate, limits = deep["train"], deep["evaluate"], config["resources"]
+    channels = 3  # the largest of the paper's datasets (RGB); a bound for the greyscale ones
+    needs = {
+        "stabilize": RUNTIME_MB + TRAINING_MB_PER_IMAGE * train["batch_size"] * train["pack_size"],
+        "evaluate": RUNTIME_MB
+        + EVALUATION_MB_PER_IMAGE * evaluate["batch_size"]
+        + (evaluate["num_train"] + evaluate["num_test"]) * channels * IMAGE_BYTES / 2**20,
+    }
+    needs["finetune"] = needs["stabilize"]
+    problems = []
+    for job, need in needs.items():
+        have = limits[job]["mem_mb"]
+        if need > have:
+            problems.append(
+                (
+                    f"resources.{job}.mem_mb",
+                    have,
+                    f"is below the ≈ {need:,.0f} MB a {job} job needs with these settings "
+                    "(deep.train.batch_size, pack_size, deep.evaluate.*): raise it or shrink them",
+                )
+            )
+    return problems

@@ -17,6 +17,10 @@ Keys of format 2 (format 1 drew a finetune's streams per λ): ``format, identity
 optimizer, index_rng, noise_rng, pending, rows, elapsed, pack``, and ``controller``, the state of
 an adaptive λ's controller (None, or absent in older files, for a static λ). An adaptive run's
 identity holds its controller's settings, so a resume under other settings is refused.
+
+A checkpoint that does not load (``torch.load(weights_only=True)`` fails: random bytes, a
+truncated file, a foreign pickle) or lacks these keys is moved aside to ``checkpoint.pt.corrupt``
+and reported (``lambdabeta.model.load_record``); the next run of the job starts over.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 import torch
 
 from ..io import atomic_path
+from ..model import load_record, require_keys
 from ..settings import TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -39,6 +44,20 @@ CHECKPOINT_FILE = "checkpoint.pt"
 PARTIAL_CURVE_FILE = "curve.partial.csv"
 # 2: the streams of a finetune depend on (seed, phase) only; format-1 checkpoints drew per λ
 CHECKPOINT_FORMAT = 2
+CHECKPOINT_KEYS = (
+    "format",
+    "identity",
+    "step",
+    "model",
+    "optimizer",
+    "index_rng",
+    "noise_rng",
+    "pending",
+    "rows",
+    "elapsed",
+    "pack",
+)
+"""What every checkpoint of ``CHECKPOINT_FORMAT`` holds (``controller`` may be absent)."""
 
 
 class CheckpointMismatchError(ValueError):
@@ -87,16 +106,20 @@ def read_checkpoint(
     progress_dir: Path, identity: dict[str, Any], weight_names: Iterable[str], run: str
 ) -> dict[str, Any] | None:
     """The checkpoint of ``run`` in ``progress_dir`` (created if missing), or None if there is
-    none; refused (``CheckpointMismatchError``) if its identity or weights differ. Leftovers of
-    a write that was killed are removed."""
+    none; refused (``CheckpointMismatchError``) if its identity or weights differ, moved aside
+    (``CorruptFileError``) if it is not a checkpoint of this pipeline. Leftovers of a write that
+    was killed are removed."""
     progress_dir.mkdir(parents=True, exist_ok=True)
     for stale in progress_dir.glob(f".{CHECKPOINT_FILE}.*"):  # a kill during a write
         stale.unlink()
     path = progress_dir / CHECKPOINT_FILE
     if not path.is_file():
         return None
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    recompute = f"the next `snakemake` run starts {run} over from step 0"
+    checkpoint = load_record(path, ("format",), "a training checkpoint", recompute)
     check_identity(checkpoint, identity, path, run)
+    # the format agrees: a key it has to hold is missing only from a damaged or foreign file
+    require_keys(path, checkpoint, CHECKPOINT_KEYS, "a training checkpoint", recompute)
     names = sorted(weight_names)
     if sorted(checkpoint["model"]) != names:
         raise CheckpointMismatchError(

@@ -7,6 +7,10 @@ row is written, so the step itself never waits for the device. Columns: ``step``
 ``lambdabeta.loss.LOSS_TERMS``, the KL of each latent ``kl_z0 …``, for an adaptive λ the
 ``CONTROL_COLUMNS`` (the λ of the steps, the controller's averaged KL and its set point),
 ``seconds`` (wall time of the run so far) and ``steps_in_row``.
+
+Readers (``read_curve``) refuse a curve that cannot be parsed, lacks the columns they need, holds
+non-numbers or is not contiguous: it is moved aside (``train_log.csv`` →
+``train_log.csv.corrupt``), so the next ``snakemake`` run trains the run again.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..io import atomic_path
+from ..io import CorruptFileError, atomic_path, corrupt_file
 from ..loss import LOSS_TERMS
 
 CONTROL_COLUMNS = ("lam", "kl_average", "set_point")
@@ -114,6 +118,102 @@ class RowAccumulator:
             self.values[: self.count, k].copy_(terms.to(self.values.device))
 
 
+def _corrupt(path: Path, problem: str) -> CorruptFileError:
+    """Move the curve at ``path`` aside; the error to raise says the run is trained again (the
+    training job writes the curve)."""
+    return corrupt_file(path, problem, action="trains the run again")
+
+
+def _shown(columns: Sequence[str], limit: int = 12) -> str:
+    """The first ``limit`` of ``columns`` for a message (a garbled header can be long)."""
+    columns = [str(c) for c in columns]
+    more = f" … ({len(columns)} in all)" if len(columns) > limit else ""
+    return f"{columns[:limit]}{more}"
+
+
+def _parse_failure(error: Exception) -> str:
+    """The first line of a CSV parser's error, with its type."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def read_curve(curve_csv: str | os.PathLike, needs: Sequence[str]) -> pd.DataFrame:
+    """The training curve at ``curve_csv``, checked to parse, to hold the columns ``needs``, to
+    hold numbers only, and to have a whole number of steps in every row, one row after the other.
+
+    A curve that fails is moved aside and ``CorruptFileError`` raised, naming the file, the
+    columns it has and needs, and what recomputes it (the training run that writes it).
+    """
+    path = Path(curve_csv)
+    if not path.is_file():
+        raise FileNotFoundError(f"training curve {path} does not exist")
+    try:
+        curve = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as error:  # pandas' ParserError is a ValueError
+        problem = f"cannot be parsed as a training curve ({_parse_failure(error)})"
+        raise _corrupt(path, problem) from None
+    missing = [name for name in needs if name not in curve.columns]
+    if missing:
+        problem = (
+            f"training curve lacks column(s) {missing}: it has {_shown(curve.columns)}, "
+            f"needs {list(needs)}"
+        )
+        raise _corrupt(path, problem)
+    for name in curve.columns:
+        if pd.api.types.is_numeric_dtype(curve[name]):
+            continue
+        # an object column: find a cell that is there but no number (a header alone has none)
+        text = curve[name].notna() & pd.to_numeric(curve[name], errors="coerce").isna()
+        if text.any():
+            row = int(text.to_numpy().argmax())
+            problem = (
+                f"training curve has a non-number in column {name!r}: "
+                f"{curve[name].iloc[row]!r} in row {row}"
+            )
+            raise _corrupt(path, problem)
+    _check_rows(path, curve)
+    return curve
+
+
+def _check_rows(path: Path, curve: pd.DataFrame) -> None:
+    """Every row has a ``step`` and a whole ``steps_in_row`` ≥ 1 (a truncated last line leaves
+    them empty), and each step is the previous one plus its ``steps_in_row``."""
+    for name in ("step", "steps_in_row"):
+        if name not in curve.columns:
+            continue
+        values = curve[name].to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values) | (values != np.round(values))
+        if name == "steps_in_row":
+            bad |= values < 1
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            problem = (
+                f"training curve has {name} = {values[row]} in row {row}, expected a whole "
+                f"number{' ≥ 1' if name == 'steps_in_row' else ''} (a damaged or cut-off line)"
+            )
+            raise _corrupt(path, problem)
+    if not {"step", "steps_in_row"} <= set(curve.columns):
+        return
+    step = curve["step"].to_numpy(dtype=np.int64)
+    steps_in_row = curve["steps_in_row"].to_numpy(dtype=np.int64)
+    gaps = np.flatnonzero(np.diff(step) != steps_in_row[1:])
+    if gaps.size:
+        row = int(gaps[0]) + 1
+        problem = (
+            f"training curve is not contiguous at row {row}: step {step[row]} after "
+            f"step {step[row - 1]} but steps_in_row {steps_in_row[row]} (rows lost or altered)"
+        )
+        raise _corrupt(path, problem)
+
+
+def _is_curve_column(name: str) -> bool:
+    """Whether a training curve can have a column ``name``."""
+    latent = name.removeprefix("kl_z")
+    return name in (*LOSS_TERMS, *CONTROL_COLUMNS, "step", "seconds", "steps_in_row") or (
+        name.startswith("kl_z") and latent.isdigit()
+    )
+
+
 def tail_mean(curve_csv: str | os.PathLike, column: str, window: int) -> float:
     """Mean of ``column`` (a term of the curve, ``bce`` say) over the last ``window`` steps.
 
@@ -124,24 +224,14 @@ def tail_mean(curve_csv: str | os.PathLike, column: str, window: int) -> float:
     ``steps_in_row``), and the curve must cover at least ``window`` steps.
     """
     curve_csv = Path(curve_csv)
-    curve = pd.read_csv(curve_csv)
-    missing = [name for name in ("step", column, "steps_in_row") if name not in curve.columns]
-    if missing:
-        raise ValueError(f"training curve {curve_csv} lacks column(s) {missing}")
+    # a caller's mistake, not the file's: checked before the file can be blamed for it
+    if not _is_curve_column(column):
+        raise ValueError(f"{column!r} is not a column of a training curve")
     if window < 1:
         raise ValueError(f"the window must be ≥ 1 step (bce_window), got {window}")
-    step = curve["step"].to_numpy(dtype=np.int64)
+    curve = read_curve(curve_csv, ("step", column, "steps_in_row"))
     steps_in_row = curve["steps_in_row"].to_numpy(dtype=np.int64)
     values = curve[column].to_numpy(dtype=np.float64)
-    if (steps_in_row < 1).any():
-        raise ValueError(f"training curve {curve_csv}: steps_in_row must be ≥ 1 in every row")
-    gaps = np.flatnonzero(np.diff(step) != steps_in_row[1:])
-    if gaps.size:
-        row = int(gaps[0]) + 1
-        raise ValueError(
-            f"training curve {curve_csv} is not contiguous at row {row}: step {step[row]} after "
-            f"step {step[row - 1]} but steps_in_row {steps_in_row[row]}"
-        )
     if steps_in_row.sum() < window:
         raise ValueError(
             f"training curve {curve_csv} covers {steps_in_row.sum()} steps, fewer than "
@@ -167,9 +257,13 @@ def control_summary(curve_csv: str | os.PathLike) -> dict[str, float]:
     end (``control_target``) and the largest relative deviation |ā − r|/r of the averaged KL from
     the set point over the rows of the last ``CONTROL_WINDOW`` of the steps
     (``control_error``); NaN for a static λ's curve (no ``CONTROL_COLUMNS``)."""
-    curve = pd.read_csv(curve_csv)
-    if not set(CONTROL_COLUMNS) <= set(curve.columns):
+    curve = read_curve(curve_csv, ("step",))
+    present = [name for name in CONTROL_COLUMNS if name in curve.columns]
+    if not present:
         return {"final_lambda": np.nan, "control_error": np.nan, "control_target": np.nan}
+    if len(present) < len(CONTROL_COLUMNS):
+        # an adaptive λ writes all of them: a curve with some is damaged
+        read_curve(curve_csv, ("step", *CONTROL_COLUMNS))
     last = curve["step"].max()
     tail = curve[curve["step"] > last * (1 - CONTROL_WINDOW)]
     deviation = (tail["kl_average"] - tail["set_point"]).abs() / tail["set_point"]
