@@ -33,7 +33,12 @@ from lambdabeta.claims import ClaimSettings
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", type=int, default=1000, help="random tables per cell")
+    parser.add_argument(
+        "--tables", type=int, default=1000, help="random tables per cell without an effect"
+    )
+    parser.add_argument(
+        "--power-tables", type=int, default=None, help="per cell with an effect (default: --tables)"
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[3, 5, 10])
     parser.add_argument("--noises", nargs="+", default=list(NOISES), choices=list(NOISES))
     parser.add_argument("--claims", nargs="+", default=None, help="claim ids (default: all)")
@@ -58,7 +63,14 @@ def main() -> None:
         i for i, s in enumerate(SCENARIOS) if args.claims is None or s.claim_id in args.claims
     ]
     jobs = [
-        (i, seeds, noise, args.tables, args.paired_test, args.level)
+        (
+            i,
+            seeds,
+            noise,
+            args.power_tables or args.tables if SCENARIOS[i].effect else args.tables,
+            args.paired_test,
+            args.level,
+        )
         for i in chosen
         for seeds in args.seeds
         for noise in args.noises
@@ -69,7 +81,8 @@ def main() -> None:
         for index, seeds, noise, rate in pool.map(cell, jobs):
             results[index, seeds, noise] = rate
     print(
-        f"claims calibration: {args.tables} tables per cell, test {args.paired_test}, level "
+        f"claims calibration: {args.tables} tables per cell without an effect, "
+        f"{args.power_tables or args.tables} with one, test {args.paired_test}, level "
         f"{args.level:g}, {time.perf_counter() - start:.0f} s\n"
     )
     print("fraction judged 'reproduced' (no effect: false rate; effect: power)\n")

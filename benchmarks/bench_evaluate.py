@@ -45,7 +45,7 @@ from lambdabeta.evaluate import (
     sample_evaluation_indices,
 )
 from lambdabeta.io import write_json
-from lambdabeta.loader import load_prepared
+from lambdabeta.loader import dataset_digest, load_prepared
 from lambdabeta.model import VAE, save_model
 from lambdabeta.settings import EvaluationSettings
 
@@ -93,6 +93,8 @@ def make_dataset(directory: Path, rows: np.ndarray) -> Path:
             "factor_sizes": list(sizes),
             "num_images": num_images,
             "image_shape": [64, 64, 1],
+            # what prepare records, so that the evaluation checks it as it would a real one
+            "digest": dataset_digest(directory),
         },
     )
     return directory

@@ -47,6 +47,7 @@ from bench_train import PAPER_GRID_STEPS, BaselineLoop, synthetic_images  # noqa
 from lambdabeta import linear  # noqa: E402
 from lambdabeta.devices import select_device  # noqa: E402
 from lambdabeta.evaluate import evaluate_checkpoint  # noqa: E402
+from lambdabeta.loader import dataset_digest  # noqa: E402
 from lambdabeta.model import VAE, save_model  # noqa: E402
 from lambdabeta.settings import EvaluationSettings, TrainSettings  # noqa: E402
 from lambdabeta.training import train  # noqa: E402
@@ -179,11 +180,12 @@ def agreement_row(images: np.ndarray, device: str, sizes: Sizes, workdir: Path) 
 
 def evaluation_row(device: str, sizes: Sizes, workdir: Path) -> Row:
     """Wall seconds of one model's full evaluation (a random model on random images)."""
-    count = sizes.num_train + sizes.num_test
     dataset = workdir / "eval-data"
     dataset.mkdir()
-    factor_sizes = [4, 8, 8]
-    factors = np.stack(np.unravel_index(np.arange(count) % np.prod(factor_sizes), factor_sizes), 1)
+    # a whole factor grid (as every prepared dataset is) with room for the evaluation images
+    factor_sizes = [-(-(sizes.num_train + sizes.num_test) // 64), 8, 8]
+    count = int(np.prod(factor_sizes))
+    factors = np.stack(np.unravel_index(np.arange(count), factor_sizes), 1)
     np.save(dataset / "images.npy", synthetic_images(count, 1, seed=3))
     np.save(dataset / "factors.npy", factors.astype(np.int64))
     meta = {
@@ -193,6 +195,7 @@ def evaluation_row(device: str, sizes: Sizes, workdir: Path) -> Row:
         "num_images": count,
         "image_shape": [64, 64, 1],
     }
+    meta["digest"] = dataset_digest(dataset)  # what prepare records, checked as it would be
     (dataset / "meta.json").write_text(json.dumps(meta))
     torch.manual_seed(0)
     save_model(workdir / "eval-model.pt", VAE(1, 15), {})

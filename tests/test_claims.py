@@ -700,7 +700,7 @@ def test_claims_rule_rejudges_existing_tables_alone(tmp_path):
                    "lambdas": [0, 2], "methods": ["fixed_point", "adamw"]},
         "datasets": {"dsprites": {"format": "procedural", "subgrid": {"pos_x": 4, "pos_y": 4}}},
         "deep": {"datasets": ["dsprites"], "betas": [1, 8, 64], "lambdas": [0, 16],
-                 "seeds": list(SEEDS)},
+                 "seeds": list(SEEDS), "evaluate": {"num_train": 40, "num_test": 10}},
         "figures": {"mi_heatmaps": [[1, 0], [8, 32]]},
     }  # fmt: skip
     tables = all_tables()

@@ -419,6 +419,14 @@ def workflow_config(seeds: list[int], pack_size: int) -> dict:
                 "device": "cpu",
                 "pack_size": pack_size,
             },
+            # the toy grid holds 11,520 images; the BCE window fits the 3 finetune steps
+            "evaluate": {
+                "num_train": 40,
+                "num_test": 10,
+                "batch_size": 10,
+                "bce_window": 2,
+                "reconstruction_images": 2,
+            },
         },
         "resources": {
             stage: {"threads": 1, "gpu": 0, "mem_mb": 500, "runtime": 5}

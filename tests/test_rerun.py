@@ -141,3 +141,26 @@ def test_only_science_reruns_jobs(tmp_path):
     }  # fmt: skip
     # the config file on disk is untouched by all of this
     assert yaml.safe_load((tmp_path / "test.yaml").read_text()) == by_reference
+
+    # nothing computed is lost to a missing or corrupt intermediate: a deleted metrics.json is
+    # evaluated again by the ordinary rerun (the default target), and the tables after it
+    (tmp_path / "results/runs/toy/beta4/seed0/lambda8/metrics.json").unlink()
+    lost = snakemake(
+        tmp_path, "-n", "--quiet", "rules", config=write_config(tmp_path, by_reference)
+    )
+    assert "evaluate" in lost.stdout and "deep_tables" in lost.stdout
+    snakemake(tmp_path, "--cores", "2", config=write_config(tmp_path, by_reference))
+    assert (tmp_path / "results/runs/toy/beta4/seed0/lambda8/metrics.json").exists()
+    # a stabilized model of random bytes is named with its path when a finetune reads it (no
+    # library advice), moved aside, and trained again by the next ordinary run
+    model = tmp_path / "results/runs/toy/beta4/seed0/model.pt"
+    model.write_bytes(bytes(range(256)) * 20)
+    failed = snakemake(
+        tmp_path, "--cores", "1", *TARGETS, config=write_config(tmp_path, by_reference),
+        check=False,
+    )  # fmt: skip
+    log = "".join(p.read_text() for p in (tmp_path / "logs").rglob("*.log"))
+    assert failed.returncode != 0 and "weights_only" not in log + failed.stderr
+    assert str(model.relative_to(tmp_path)) in log and model.with_name("model.pt.corrupt").exists()
+    snakemake(tmp_path, "--cores", "2", config=write_config(tmp_path, by_reference))
+    assert model.exists() and planned(tmp_path, by_reference) == {}

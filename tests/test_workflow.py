@@ -104,7 +104,13 @@ def test_one_figure_is_rendered_from_existing_tables_alone(tmp_path):
     """`--allowed-rules` redraws Fig 5 from a summary table without running anything upstream."""
     config = {
         "datasets": {"toy": {"format": "procedural", "subgrid": {"pos_x": 4, "pos_y": 4}}},
-        "deep": {"datasets": ["toy"], "betas": [1, 8], "lambdas": [0, 4], "seeds": [0]},
+        "deep": {
+            "datasets": ["toy"],
+            "betas": [1, 8],
+            "lambdas": [0, 4],
+            "seeds": [0],
+            "evaluate": {"num_train": 40, "num_test": 10},
+        },
     }
     rows = [
         {"dataset": "toy", "phase": phase, "beta": beta, "lambda": lam, "n_seeds": 1,

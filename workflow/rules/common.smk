@@ -23,7 +23,9 @@ from lambdabeta.settings import DeepSettings, download_science, preparation_scie
 COMMAND_LINE_CONFIGS = {os.path.abspath(path) for path in workflow.overwrite_configfiles}
 CONFIG_SOURCES = [
     os.path.relpath(path)
-    for path in sorted(workflow.configfiles, key=lambda p: os.path.abspath(p) in COMMAND_LINE_CONFIGS)
+    for path in sorted(
+        workflow.configfiles, key=lambda p: os.path.abspath(p) in COMMAND_LINE_CONFIGS
+    )
 ]
 for config_file in CONFIG_SOURCES:
     checks.check_config_file(config_file)
@@ -177,5 +179,19 @@ def figure_outputs(name, caption, category):
 
 
 def all_targets():
-    """Every final output the config asks for."""
-    return targets.all_targets(config)
+    """Every final output the config asks for, and the files of the runs the deep tables were
+    built from that are gone from disk, a deleted metrics.json or a corrupt model moved aside
+    (targets.lost_intermediates: asking for them remakes them and everything after them)."""
+    per_run = [
+        os.path.basename(pattern)
+        for pattern in [*training.train_outputs("").values(), *evaluation_outputs().values()]
+    ]
+    run_files = [
+        f"{run}/{name}"
+        for phase in (grid.STABILIZE, grid.FINETUNE, grid.ADAPTIVE)
+        for run in all_runs(phase)
+        for name in per_run
+    ]
+    return targets.all_targets(config) + targets.lost_intermediates(
+        "results/tables/deep_metrics.csv", run_files
+    )

@@ -31,8 +31,8 @@ import pandas as pd
 
 from .claims.adaptive import PREFERENCE
 from .claims.judge import CLAIMS
-from .claims.registry import ClaimSettings
 from .claims.selection import selected_betas
+from .claims.settings import ClaimSettings
 from .selection import augmented_tchebycheff
 from .statistics import REPRODUCED
 

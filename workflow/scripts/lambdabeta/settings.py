@@ -82,9 +82,7 @@ def _number(name: str, value: Any, minimum: float, *, strict: bool = False) -> f
         or (strict and value == minimum)
     ):
         bound = ">" if strict else "≥"
-        raise SettingError(
-            name, f"{name} must be a finite number {bound} {minimum}, got {value!r}"
-        )
+        raise SettingError(name, f"{name} must be a finite number {bound} {minimum}, got {value!r}")
     return float(value)
 
 

@@ -23,10 +23,11 @@ rules live in :mod:`lambdabeta.statistics`:
   without the settings a claim compares makes it ``not run``.
 
 Modules: ``tables`` (the tables claims read, standard library only), ``registry`` (the
-decorator, the settings, the rows), ``linear``, ``theory``, ``deep``, ``restoration``,
-``selection``, ``qualitative`` and ``adaptive`` (the claims), ``judge`` (``judge_claims``,
-``read_tables``), ``report`` (Markdown and reStructuredText). Names are loaded on first use, so
-that the workflow definition can import ``lambdabeta.claims.tables`` without pandas.
+decorator, the rows), ``settings`` (the ``claims`` config section and the tests bound to it),
+``linear``, ``theory``, ``deep``, ``restoration``, ``selection``, ``qualitative`` and
+``adaptive`` (the claims), ``judge`` (``judge_claims``, ``read_tables``), ``report`` (Markdown
+and the report's verdict table). Names are loaded on first use, so that the workflow definition
+can import ``lambdabeta.claims.tables`` without pandas.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from ..exports import lazy_exports
 
 _EXPORTS = {
     "judge": ("CLAIMS", "judge_claims", "read_tables"),
-    "registry": ("COLUMNS", "ClaimSettings", "high_betas"),
+    "registry": ("COLUMNS", "high_betas"),
+    "settings": ("ClaimSettings",),
     "report": ("claims_markdown", "claims_rst", "verdict_counts", "verdict_groups",
                "verdict_lines", "verdict_sentence", "verdict_table_html"),
     "linear": ("late_contraction_factor", "linear_collapse", "linear_contraction_rate",

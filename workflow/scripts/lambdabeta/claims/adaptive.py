@@ -13,7 +13,6 @@ from ..statistics import BELOW, NOT_REPRODUCED, REPRODUCED, Interval
 from .registry import (
     DEEP_VIEWS,
     DERIVED,
-    ClaimSettings,
     claim,
     interval_text,
     judged_row,
@@ -21,6 +20,7 @@ from .registry import (
     row,
 )
 from .restoration import high_beta_text, lambda_grid
+from .settings import ClaimSettings
 
 PREFERENCE = 0.5
 """The weight w₁ of the reconstruction at which the adaptive λ is scored against the grid."""

@@ -11,12 +11,12 @@ from ..statistics import BELOW, refute_only
 from .registry import (
     DEEP_VIEWS,
     DERIVED,
-    ClaimSettings,
     claim,
     interval_text,
     judged_row,
     not_run,
 )
+from .settings import ClaimSettings
 
 # ---- deep models: β sweep (stabilized models, Fig 4) ------------------------------------------
 

@@ -11,7 +11,8 @@ from .. import grid
 # each module registers its claims on import
 from . import adaptive, deep, linear, qualitative, restoration, selection, theory  # noqa: F401
 from .qualitative import mi_concentration
-from .registry import COLUMNS, Claim, ClaimSettings, not_run, registered_claims, require_columns
+from .registry import COLUMNS, Claim, not_run, registered_claims, require_columns
+from .settings import ClaimSettings
 from .tables import NLL, STUDIES, TABLES
 
 CLAIMS: dict[str, Claim] = {entry.claim_id: entry for entry in registered_claims()}

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..statistics import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Interval, clopper_pearson
-from .registry import LINEAR_VIEWS, ClaimSettings, claim, not_run, row
+from .registry import LINEAR_VIEWS, claim, not_run, row
+from .settings import ClaimSettings
 
 LINEAR_INFORMATION = ("sap", "im", "mi_total")
 TRIVIAL_DISTANCES = ("a_norm", "b_norm", "sigma_w_dist", "sigma_z_dist")

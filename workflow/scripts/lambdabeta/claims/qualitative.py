@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from .registry import ClaimSettings, claim, judged_row, not_run, setting_text
+from .registry import claim, judged_row, not_run, setting_text
+from .settings import ClaimSettings
 
 
 def mi_concentration(matrix: np.ndarray) -> float:

@@ -13,7 +13,6 @@ from ..selection import MIG_COLUMN
 from ..statistics import ABOVE, BELOW, Evidence
 from .registry import (
     DEEP_VIEWS,
-    ClaimSettings,
     claim,
     high_betas,
     interval_text,
@@ -21,6 +20,7 @@ from .registry import (
     not_run,
     setting_text,
 )
+from .settings import ClaimSettings
 
 # Latents are counted in whole units: a mean loss of less than half a latent over seeds is no loss.
 ACTIVE_LATENTS_MARGIN = 0.5

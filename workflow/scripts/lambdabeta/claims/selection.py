@@ -14,7 +14,6 @@ from ..selection import MIG_COLUMN, augmented_tchebycheff, first_minimum, minmax
 from ..statistics import BELOW, NO_INTERVAL, Evidence
 from .registry import (
     DEEP_VIEWS,
-    ClaimSettings,
     claim,
     interval_text,
     judged_row,
@@ -22,6 +21,7 @@ from .registry import (
     setting_text,
 )
 from .restoration import high_beta_text, lambda_grid, null_margin, paired_change
+from .settings import ClaimSettings
 
 
 def selected_betas(

@@ -12,7 +12,8 @@ import pandas as pd
 
 from ..statistics import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Interval
 from .linear import collapse_rows, judge_restarts, linear_scopes, restart_fraction, unconverged
-from .registry import DERIVED, ClaimSettings, claim, not_run, require_columns, row
+from .registry import DERIVED, claim, not_run, require_columns, row
+from .settings import ClaimSettings
 
 ORACLE = ("nll", "kl", "l2")
 

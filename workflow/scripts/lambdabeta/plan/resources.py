@@ -92,7 +92,7 @@ def memory_problems(config: Mapping[str, Any]) -> list[tuple[str, Any, str]]:
                 (
                     f"resources.{job}.mem_mb",
                     have,
-                    f"is below the ≈ {need:,.0f} MB a {job} job needs with these settings "
+                    f"is below the ≈ {need:,.0f} MB the {job} jobs need with these settings "
                     "(deep.train.batch_size, pack_size, deep.evaluate.*): raise it or shrink them",
                 )
             )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 LINEAR_FIGURES = [
@@ -26,7 +27,7 @@ LINEAR_TABLES = [
 DEEP_TABLES = ["deep_metrics.csv", "deep_summary.csv", "deep_summary.md", "deep_summary.tex"]
 SELECTION_TABLES = ["selection.csv", "tchebycheff_scores.csv", "pareto_front.csv"]
 LAMBDA_TABLES = ["lambda_effect.csv", "lambda_effect.md"]
-CLAIMS_TABLES = ["claims.csv", "claims.md", "claims_verdicts.rst"]
+CLAIMS_TABLES = ["claims.csv", "claims.md", "claims_verdicts.rst", "claims_lines.rst"]
 
 
 def figure_files(names: Iterable[str]) -> list[str]:
@@ -65,3 +66,19 @@ def all_targets(config: Mapping[str, Any]) -> list[str]:
         targets += table_files(DEEP_TABLES + SELECTION_TABLES + LAMBDA_TABLES)
         targets += figure_files(deep_figures(config))
     return targets
+
+
+def lost_intermediates(
+    table: str, sources: Iterable[str], exists: Callable[[str], bool] = os.path.exists
+) -> list[str]:
+    """The ``sources`` of an existing ``table`` that are gone from disk.
+
+    Snakemake does not remake a deleted intermediate file while the outputs built from it exist
+    and are newer ("Nothing to be done"), so a deleted ``metrics.json`` would leave its old
+    values in ``deep_metrics.csv`` for good, and a corrupt model moved aside (``<file>.corrupt``)
+    would never be trained again. Asking for the lost files as targets remakes them, and, being
+    newer than what was built from them, everything after them.
+    """
+    if not exists(table):
+        return []
+    return [source for source in sources if not exists(source)]
