@@ -48,6 +48,8 @@ BAD = [
     ({"deep.adaptive.initial_lambda": 1.0e5}, "deep.adaptive.initial_lambda"),
     ({"deep.adaptive.reference_beta": 7}, "deep.adaptive.reference_beta"),
     ({"deep.adaptive.betas": [3]}, "deep.adaptive.betas"),
+    # a value that fits none of the schema's alternatives: named by its key all the same
+    ({"deep.adaptive.betas": "all"}, "deep.adaptive.betas"),
     ({"deep.datasets": ["celeba"]}, "deep.datasets"),
     ({"linear.dims": [{"n": 5, "m": 6, "s": 2}]}, "linear.dims[0].m"),
     ({"linear.dims": [{"n": 8, "m": 1, "s": 2}]}, "linear.dims[0].m"),

@@ -223,7 +223,7 @@ def test_first_minimum_breaks_ties_towards_the_first_grid_point():
     assert first_minimum(np.array([0.3, 0.1, 0.1 + 1e-13, 0.2])) == 1
     assert first_minimum(np.array([0.3, 0.1 + 1e-13, 0.1, 0.2])) == 1  # within the tolerance
     assert first_minimum(np.array([0.3, 0.1 + 1e-6, 0.1, 0.2])) == 2
-    # many grids at once (bootstrap resamples): one index per row
+    # many grids at once (one per row): one index per row
     many = np.array([[0.2, 0.1, 0.1], [0.0, 0.5, 0.0]])
     np.testing.assert_array_equal(first_minimum(many), [1, 0])
 

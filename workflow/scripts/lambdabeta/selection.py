@@ -70,7 +70,7 @@ def first_minimum(scores: np.ndarray, tie_tolerance: float = TIE_TOLERANCE) -> n
 
     With the grid points in (β, λ) order on the last axis this is the selection rule: least S,
     then the smallest β, then the smallest λ. Works on one grid (shape (G,)) or many at once
-    (shape (…, G), e.g. bootstrap resamples).
+    (shape (…, G), e.g. one grid per simulated table).
     """
     scores = np.asarray(scores, dtype=float)
     best = scores.min(axis=-1, keepdims=True)
