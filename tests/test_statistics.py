@@ -111,6 +111,10 @@ def test_every_part_and_some_part():
     assert both.p_claim == max(strong.p_claim, weak.p_claim) and both.part == 1
     assert both.p_contrary == min(1.0, 2 * min(strong.p_contrary, weak.p_contrary))
     assert verdict(both) == INCONCLUSIVE
+    # the weak part decides without refuting (it is also the least contrary): its interval at α,
+    # both as shown and when an enclosing claim asks for it at α again
+    assert both.interval.low == pytest.approx(weak.interval.low)
+    assert both.interval_at(0.025).low == pytest.approx(weak.interval.low)
     against = all_of([strong, refuted])
     assert verdict(against) == NOT_REPRODUCED and against.part == 1
     # the refuting part's interval is shown at the level it was judged at (α/2 here)

@@ -353,7 +353,8 @@ def all_of(parts: Sequence[Evidence], alpha: float = LEVEL) -> Evidence:
     k = len(parts)
     contrary = [p.p_contrary for p in parts]
     refuting = int(np.argmin(contrary))
-    if k * contrary[refuting] <= alpha:
+    refuted = k * contrary[refuting] <= alpha
+    if refuted:
         decisive, level = refuting, alpha / k
     else:
         decisive, level = int(np.argmax([p.p_claim for p in parts])), alpha
@@ -367,7 +368,7 @@ def all_of(parts: Sequence[Evidence], alpha: float = LEVEL) -> Evidence:
         max(p.floor for p in parts),
         chosen.procedure,
         decisive,
-        at=lambda a: replace(chosen.interval_at(a if decisive != refuting else a / k), n=n),
+        at=lambda a: replace(chosen.interval_at(a / k if refuted else a), n=n),
     )
 
 

@@ -200,7 +200,7 @@ def deep_sampled_information_collapses(
         "95 % point of the same model's permutation null (the factors shuffled over the "
         "evaluation images); reproduced if both means lie below 0 "
         f"({settings.one_sample_text}): the models keep less information than chance reaches "
-        "1 time in 20; the effect is I_m's"
+        "1 time in 20; the effect shown is the less supported of the two"
     )
     needed = {
         f"{s}_sampled{part}" for s in NULL_SCORES for part in ("", "_null_mean", "_null_upper")
@@ -223,7 +223,7 @@ def deep_sampled_information_collapses(
             )
             for s in NULL_SCORES
         ]
-        evidence = settings.all_of(parts[::-1])  # I_m first: its interval is the effect
+        evidence = settings.all_of(parts)
         texts = [
             f"{s.upper() if s == 'mig' else 'I_m'} sampled {at[f'{s}_sampled'].mean():.3g} against "
             f"the null's mean {at[f'{s}_sampled_null_mean'].mean():.3g} and 95 % point "

@@ -128,7 +128,27 @@ def _cell(text: str, **style: str) -> str:
     return f'<td style="{css}">{text}</td>'
 
 
-_CELL = {"padding": "4px 8px", "border_top": "1px solid #d0d7de", "vertical_align": "top"}
+_CELL = {"padding": "4px 6px", "border_top": "1px solid #d0d7de", "vertical_align": "top"}
+_COLUMNS = (("claim", 32), ("scope (seeds or restarts)", 22), ("effect [interval]", 19),
+            ("verdict (error rate)", 27))  # fmt: skip
+"""The verdict table's columns and their widths in percent."""
+
+
+def _breakable(identifier: str) -> str:
+    """``identifier`` escaped, with line-break opportunities after its dots and underscores."""
+    return html.escape(identifier).replace(".", ".<wbr>").replace("_", "_<wbr>")
+
+
+def _effect_html(row: Mapping) -> str:
+    """The effect over its interval, each number kept whole."""
+    value, _, interval = effect_text(row).partition(" [")
+    lines = [value] + ([f"[{interval}"] if interval else [])
+    return "<br>".join(
+        ", ".join(
+            f'<span style="white-space: nowrap">{html.escape(n)}</span>' for n in v.split(", ")
+        )
+        for v in lines
+    )
 
 
 def verdict_table_html(table: pd.DataFrame) -> str:
@@ -136,11 +156,16 @@ def verdict_table_html(table: pd.DataFrame) -> str:
     source, statement) once per claim over its rows; the verdict coloured and marked; the
     effect with its interval; the test's error rate. The test and the details behind each
     verdict are in ``claims.md`` and the Claims category."""
-    header = ["claim", "scope", "effect [interval]", "n", "verdict", "error rate"]
     lines = [
-        '<table style="border-collapse: collapse; font-size: 0.9em; width: 100%">',
+        # a fixed layout keeps the table inside the report's text column (the workflow graph
+        # sits beside it); the widths are the columns' shares of it
+        '<table style="border-collapse: collapse; font-size: 0.85em; width: 100%; '
+        'table-layout: fixed">',
+        "<colgroup>"
+        + "".join(f'<col style="width: {width}%">' for _, width in _COLUMNS)
+        + "</colgroup>",
         "<thead><tr>"
-        + "".join(f'<th style="text-align: left; padding: 4px 8px">{h}</th>' for h in header)
+        + "".join(f'<th style="text-align: left; padding: 4px 6px">{h}</th>' for h, _ in _COLUMNS)
         + "</tr></thead>",
         "<tbody>",
     ]
@@ -148,7 +173,8 @@ def verdict_table_html(table: pd.DataFrame) -> str:
         first = block.iloc[0]
         claim_cell = (
             f'<td rowspan="{len(block)}" style="padding: 4px 8px; border-top: 1px solid '
-            f'#d0d7de; vertical-align: top; max-width: 28em"><code>{html.escape(claim_id)}</code>'
+            f'#d0d7de; vertical-align: top; overflow-wrap: anywhere"><span style="font-family: '
+            f'monospace; font-weight: bold">{_breakable(claim_id)}</span>'
             f"<br><small>{html.escape(_whose(first['origin']))}; "
             f"{html.escape(str(first['source']))}</small><br>{html.escape(first['statement'])}"
             "</td>"
@@ -162,11 +188,11 @@ def verdict_table_html(table: pd.DataFrame) -> str:
             )
             cells = [
                 claim_cell if index == 0 else "",
-                _cell(html.escape(str(row["scope"])), **_CELL),
-                _cell(html.escape(effect_text(row)), text_align="right", **_CELL),
-                _cell(str(row["n"]), text_align="right", **_CELL),
-                _cell(verdict, **_CELL),
-                _cell(error_rate_text(row), text_align="right", **_CELL),
+                _cell(
+                    f"{html.escape(str(row['scope']))}<br><small>n = {row['n']}</small>", **_CELL
+                ),
+                _cell(_effect_html(row), text_align="right", **_CELL),
+                _cell(f"{verdict}<br><small>error rate {error_rate_text(row)}</small>", **_CELL),
             ]
             lines.append("<tr>" + "".join(cells) + "</tr>")
     lines += ["</tbody>", "</table>"]
