@@ -40,6 +40,10 @@ BETAS = (1.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0)
 LAMBDAS = (0.0, 4.0, 8.0, 16.0, 32.0)
 HIGH_BETAS = BETAS[len(BETAS) // 2 :]
 EFFECT = 3.0
+
+NEUTRAL = {"train_bce": 0.0, "recon_nll": 0.0, "mig": 0.0, "sap": 0.0, "im": 0.0,
+           "active_latents": 0.0}  # fmt: skip
+"""The columns every claim's table has, at 0: a scenario overrides those its claim reads."""
 """The planted effect, in units of the runs' noise."""
 
 DATASET = "dsprites"
@@ -147,14 +151,7 @@ def _scores(mig: Shape, sap: Shape | None = None) -> Means:
 
     def means(dataset: str, phase: str, beta: float, lam: float) -> dict[str, float]:
         k = _index(beta)
-        return {
-            "train_bce": 0.0,
-            "recon_nll": 0.0,
-            "mig": mig(k),
-            "sap": sap(k),
-            "im": 0.0,
-            "active_latents": 0.0,
-        }
+        return NEUTRAL | {"mig": mig(k), "sap": sap(k)}
 
     return means
 
@@ -238,13 +235,9 @@ def _collapse_means(mig: Mapping[str, float], sap: Mapping[str, float] | None = 
 
     def means(dataset: str, phase: str, beta: float, lam: float) -> dict[str, float]:
         fall = max(0, _index(beta) - 3) / (LAST - 3)
-        return {
-            "train_bce": 0.0,
-            "recon_nll": 0.0,
+        return NEUTRAL | {
             "mig": 0.5 * (1.0 - mig[dataset] * fall),
             "sap": 0.5 * (1.0 - sap[dataset] * fall),
-            "im": 0.0,
-            "active_latents": 0.0,
         }
 
     return means
@@ -277,14 +270,7 @@ def _sampled_means(mig: float, im: float) -> Means:
     unit. The plug-in bias columns of older tables hold the null mean."""
 
     def means(dataset: str, phase: str, beta: float, lam: float) -> dict[str, float]:
-        record = {
-            "train_bce": 0.0,
-            "recon_nll": 0.0,
-            "mig": 0.0,
-            "sap": 0.0,
-            "im": 0.0,
-            "active_latents": 0.0,
-        }
+        record = dict(NEUTRAL)
         for score, excess in (("mig", mig), ("im", im)):
             record |= {
                 f"{score}_sampled": NULL_MEAN + excess,
@@ -376,13 +362,7 @@ def _adaptive_tables(error: float, first: float | None = None) -> Callable:
     at the first high β; noise 0.02)."""
 
     def means(dataset: str, phase: str, beta: float, lam: float) -> dict[str, float]:
-        return {
-            "train_bce": 0.0,
-            "recon_nll": 0.0,
-            "mig": 0.0,
-            "sap": 0.0,
-            "im": 0.0,
-            "active_latents": 0.0,
+        return NEUTRAL | {
             "control_error": first if first is not None and beta == HIGH_BETAS[0] else error,
             "control_target": 7.0,
             "final_lambda": 100.0,

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .io import CORRUPT_SUFFIX, corrupt_file, read_json
+from .io import CORRUPT_SUFFIX, corrupt_file, read_json, read_npy_header
 from .plan.datasets import PREPARED_FILES
 
 log = logging.getLogger(__name__)
@@ -160,25 +160,12 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _read_npy_header(stream: io.BufferedIOBase) -> tuple[tuple[int, ...], bool, np.dtype]:
-    """Shape, Fortran order and dtype of the .npy file open in ``stream``, left at its data."""
-    version = np.lib.format.read_magic(stream)
-    read_header = {
-        (1, 0): np.lib.format.read_array_header_1_0,
-        (2, 0): np.lib.format.read_array_header_2_0,
-    }.get(version)
-    if read_header is None:
-        raise ValueError(f"unsupported .npy format version {version}")
-    shape, fortran_order, dtype = read_header(stream)
-    return tuple(int(n) for n in shape), bool(fortran_order), np.dtype(dtype)
-
-
 def _check_images_file(path: Path, meta: dict[str, Any]) -> tuple[int, ...]:
     """The shape of images.npy, after checking its header, its size against the size the header
     announces (truncation) and its shape against meta.json."""
     with open(path, "rb") as stream:
         try:
-            shape, fortran_order, dtype = _read_npy_header(stream)
+            shape, fortran_order, dtype = read_npy_header(stream)
         except ValueError as error:
             raise corrupt_file(path, f"not a readable .npy file ({error})") from None
         data_start = stream.tell()

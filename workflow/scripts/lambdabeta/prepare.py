@@ -39,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import procedural
-from .io import atomic_path, write_json
+from .io import atomic_path, read_npy_header, write_json
 from .loader import DIGEST_KEY, FACTORS_FILE, IMAGES_FILE, META_FILE, dataset_digest
 
 log = logging.getLogger(__name__)
@@ -143,14 +143,7 @@ def open_npz_array(path: str | os.PathLike, key: str) -> Iterator[NpyStream]:
         with archive.open(member) as stream:
             origin = f"{path}[{key!r}]"
             try:
-                version = np.lib.format.read_magic(stream)
-                read_header = {
-                    (1, 0): np.lib.format.read_array_header_1_0,
-                    (2, 0): np.lib.format.read_array_header_2_0,
-                }.get(version)
-                if read_header is None:
-                    raise ValueError(f"unsupported .npy format version {version}")
-                shape, fortran_order, dtype = read_header(stream)
+                shape, fortran_order, dtype = read_npy_header(stream)
             except ValueError as error:
                 raise PreparationError(f"{origin}: unreadable .npy header ({error})") from None
             if fortran_order and len(shape) > 1:
