@@ -91,15 +91,8 @@ DRY_RUN = (
 def case_ids(cases) -> list[str]:
     """pytest's ids for ``cases``: the key, numbered where several cases share it."""
     keys = [key for _, key in cases]
-    seen: dict[str, int] = {}
-    ids = []
-    for key in keys:
-        if keys.count(key) > 1:
-            ids.append(f"{key}{seen.get(key, 0)}")
-            seen[key] = seen.get(key, 0) + 1
-        else:
-            ids.append(key)
-    return ids
+    shared = {key for key in keys if keys.count(key) > 1}
+    return [f"{key}{keys[:i].count(key)}" if key in shared else key for i, key in enumerate(keys)]
 
 
 @pytest.mark.slow
