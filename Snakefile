@@ -8,10 +8,13 @@ from snakemake.utils import min_version
 
 min_version("9.1")
 
-# the project's package (its config checks use the standard library and Snakemake's own
-# dependencies only); a YAML error in the config file is named by its line, before Snakemake
-# reads it and says only that some config file is not valid YAML
-sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
+# the project's package, from beside this file (not `workflow.basedir`, which is the importing
+# workflow's folder when this one is its module); what the workflow definition imports of it uses
+# the standard library and Snakemake's own dependencies only. A YAML error in the config file is
+# named by its line, before Snakemake reads it and says only that some config file is not valid
+# YAML.
+WORKFLOW_ROOT = os.path.abspath(str(workflow.current_basedir))
+sys.path.insert(0, os.path.join(WORKFLOW_ROOT, "workflow", "scripts"))
 from lambdabeta.plan.checks import check_config_file
 
 if os.path.exists("config/config.yaml"):
@@ -40,9 +43,10 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/claims.smk"
+include: "workflow/rules/costs.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
+        FINAL_TARGETS,

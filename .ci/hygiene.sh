@@ -3,7 +3,8 @@
 #   1. snakemake --lint
 #   2. snakefmt --check on the Snakefile and the rule files
 #   3. the env files of envs/: conda-forge only, every package pinned to one version, the
-#      version CI tests (constraints.txt) unless the pin's line says in a comment why not
+#      version CI tests (constraints.txt) unless the pin's line says in a comment why not; a
+#      `pip:` section (PyPI's torch wheel) pinned `name==version` to exactly the tested version
 #   4. a dry-run of the paper config (config/config.yaml), timed: every job of the full grid
 #      must be planned within DRYRUN_MAX_SECONDS (default 60)
 #   5. the same dry-run with --use-conda, against the stub conda of .ci/conda-stub, so that a
@@ -68,10 +69,27 @@ for path in env_files:
         problems.append(f"{path}: channels must be [conda-forge, nodefaults], got {env.get('channels')}")
     # a pin that differs from the tested version must say why on its own line
     commented = {line.split("#")[0].strip().removeprefix("-").strip() for line in open(path) if "#" in line}
+    pinned = 0
     for dependency in env.get("dependencies", []):
+        if isinstance(dependency, dict) and list(dependency) == ["pip"]:
+            # a pip section: PyPI names, each pinned `name==version` to the tested version
+            for requirement in dependency["pip"]:
+                if requirement.startswith("-"):  # an option line (--index-url ...)
+                    continue
+                name, _, version = requirement.partition("==")
+                pinned += 1
+                if not version or not PIN.fullmatch(f"{name} ={version}"):
+                    problems.append(f"{path}: pip '{requirement}' is not pinned as 'name==version'")
+                elif tested.get(name.lower()) != version:
+                    problems.append(
+                        f"{path}: pip {requirement}, but CI tests "
+                        f"{name}=={tested.get(name.lower(), '(nothing)')} ({constraints})"
+                    )
+            continue
         if not isinstance(dependency, str) or not PIN.fullmatch(dependency):
             problems.append(f"{path}: '{dependency}' is not pinned as 'name =version'")
             continue
+        pinned += 1
         name, version = dependency.split(" =")
         pypi = PYPI_NAMES.get(name, name)
         if pypi in tested and version != tested[pypi] and dependency not in commented:
@@ -79,7 +97,7 @@ for path in env_files:
                 f"{path}: {dependency}, but CI tests {pypi}=={tested[pypi]} ({constraints}): "
                 "pin that, or say on the line, in a comment, why not"
             )
-    print(f"{path}: {len(env.get('dependencies', []))} pinned packages")
+    print(f"{path}: {pinned} pinned packages")
 if problems:
     sys.exit("\n".join(problems))
 PY

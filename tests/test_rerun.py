@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pandas as pd
 import pytest
 import yaml
 from upstream_files import dsprites_arrays, write_npz
@@ -151,6 +152,17 @@ def test_only_science_reruns_jobs(tmp_path):
     assert "evaluate" in lost.stdout and "deep_tables" in lost.stdout
     snakemake(tmp_path, "--cores", "2", config=write_config(tmp_path, by_reference))
     assert (tmp_path / "results/runs/toy/beta4/seed0/lambda8/metrics.json").exists()
+    # the default target ends with what every job cost: each job's benchmark record, and for the
+    # deep jobs the device and speed their runs recorded
+    costs = pd.read_csv(tmp_path / "results/tables/job_costs.csv")
+    kinds = costs["kind"].value_counts().to_dict()
+    assert kinds["stabilize"] == 2 and kinds["finetune"] == 4 + 2  # static and adaptive λ
+    assert kinds["evaluate"] == 8 and {"prepare", "table", "figure"} <= set(kinds)
+    assert costs["seconds"].notna().all() and (costs["seconds"] >= 0).all()
+    deep = costs[costs["kind"].isin(["stabilize", "finetune"])]
+    assert (deep["device"] == "cpu").all() and (deep["steps_per_second"] > 0).all()
+    assert (deep["pack_size"] == 1).all() and deep["peak_gpu_mb"].isna().all()
+    assert set(costs.loc[costs["kind"] == "evaluate", "images"]) == {40}
     # a stabilized model of random bytes is named with its path when a finetune reads it (no
     # library advice), moved aside, and trained again by the next ordinary run
     model = tmp_path / "results/runs/toy/beta4/seed0/model.pt"

@@ -403,6 +403,23 @@ def test_select_device_on_cpu_machines(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="'gpu0'"):
         devices.select_device("gpu0")
     if not torch.cuda.is_available():
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU to see, whatever nvidia-smi says
         assert devices.select_device("auto") == torch.device("cpu")
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             devices.select_device("cuda:1")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch that cannot use CUDA")
+def test_a_gpu_torch_cannot_use_is_an_error_not_a_cpu_run(monkeypatch):
+    """A job that sees a GPU (the scheduler set CUDA_VISIBLE_DEVICES) with a torch that cannot
+    use it, a CPU build or a CUDA build newer than the driver, stops instead of training on the
+    CPU; the message names the build and both ways out."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(RuntimeError) as error:
+        devices.select_device("auto", setting="deep.train.device")
+    message = str(error.value)
+    assert "sees 2 GPU(s)" in message and torch.__version__ in message
+    assert ("CPU build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}") in message
+    assert "deep.train.device" in message and "resources.<job>.gpu" in message
+    # asked for on purpose, the CPU is fine
+    assert devices.select_device("cpu") == torch.device("cpu")

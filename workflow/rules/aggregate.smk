@@ -25,6 +25,8 @@ rule deep_tables:
         latex="results/tables/deep_summary.tex",
     log:
         "logs/tables/deep_tables.log",
+    benchmark:
+        costs.benchmark_file("logs/tables/deep_tables.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -51,6 +53,8 @@ rule select_hyperparameters:
         ),
     log:
         "logs/tables/selection.log",
+    benchmark:
+        costs.benchmark_file("logs/tables/selection.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"

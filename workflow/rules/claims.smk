@@ -17,6 +17,8 @@ rule claims:
         lines="results/tables/claims_lines.rst",
     log:
         "logs/tables/claims.log",
+    benchmark:
+        costs.benchmark_file("logs/tables/claims.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -39,6 +41,8 @@ rule lambda_effect:
         markdown="results/tables/lambda_effect.md",
     log:
         "logs/tables/lambda_effect.log",
+    benchmark:
+        costs.benchmark_file("logs/tables/lambda_effect.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"

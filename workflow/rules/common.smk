@@ -3,18 +3,14 @@
 # Snakemake's terms (ancient inputs, report entries, the workflow's resources).
 
 import os
-import sys
 
 from snakemake.resources import Resource, Resources
 from snakemake.utils import validate
 
-# the project's package, importable without installing it (the modules the workflow definition
-# imports use the standard library only, so the Snakemake process needs nothing more)
-sys.path.insert(0, os.path.join(workflow.basedir, "workflow", "scripts"))
-
+# the project's package is on sys.path (the Snakefile puts it there)
 from lambdabeta import grid
 from lambdabeta.linear.settings import LinearSettings
-from lambdabeta.plan import checks, claims, datasets, resources, targets, training
+from lambdabeta.plan import checks, claims, costs, datasets, resources, targets, training
 from lambdabeta.settings import DeepSettings, download_science, preparation_science
 
 # Every setting is checked here, before any job is planned (lambdabeta.plan.checks): a wrong
@@ -29,7 +25,7 @@ CONFIG_SOURCES = [
 ]
 for config_file in CONFIG_SOURCES:
     checks.check_config_file(config_file)
-SCHEMA = os.path.join(workflow.basedir, "workflow", "schemas", "config.schema.yaml")
+SCHEMA = os.path.join(WORKFLOW_ROOT, "workflow", "schemas", "config.schema.yaml")
 checks.check_schema(config, SCHEMA, CONFIG_SOURCES)
 validate(config, schema="../schemas/config.schema.yaml")
 checks.check_config(config, CONFIG_SOURCES)
@@ -120,9 +116,11 @@ def training_science(job):
 def inherit_profile_settings(name, phase):
     """Give a pack rule the `set-resources` and `set-threads` (e.g. a SLURM partition) that the
     command line or profile set for its phase's rule: Snakemake applies them by rule name, and
-    the pack rules have their own names."""
+    the pack rules have their own names. (Names as the importing workflow sees them when this
+    one is a module: `use rule * from lambdabeta as lambdabeta_*` renames every rule.)"""
     settings = workflow.resource_settings
-    pack_rule = workflow.get_rule(name)
+    pack_rule = workflow.get_rule(workflow.modifier.modify_rulename(name))
+    phase = workflow.modifier.modify_rulename(phase)
     if phase in settings.overwrite_resources:
         pack_rule.resources.update(Resources.from_mapping(settings.overwrite_resources[phase]))
     if phase in settings.overwrite_threads:
@@ -195,3 +193,7 @@ def all_targets():
     return targets.all_targets(config) + targets.lost_intermediates(
         "results/tables/deep_metrics.csv", run_files
     )
+
+
+# computed once: the default target, and the input of the job cost table (workflow/rules/costs.smk)
+FINAL_TARGETS = all_targets()

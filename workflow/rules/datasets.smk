@@ -7,6 +7,8 @@ rule fetch_dataset:
         "resources/downloads/{dataset}/{file}",
     log:
         "logs/datasets/{dataset}/fetch_{file}.log",
+    benchmark:
+        costs.benchmark_file("logs/datasets/{dataset}/fetch_{file}.log")
     retries: 2
     # downloads run where the workflow was started: compute nodes often have no internet
     localrule: True
@@ -33,6 +35,8 @@ rule prepare_dataset:
         ),
     log:
         "logs/datasets/{dataset}/prepare.log",
+    benchmark:
+        costs.benchmark_file("logs/datasets/{dataset}/prepare.log")
     conda:
         "../../envs/torch.yaml"
     threads: RESOURCES["prepare"]["threads"]

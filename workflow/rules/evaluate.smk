@@ -13,6 +13,8 @@ rule evaluate:
         **evaluation_outputs(),
     log:
         "logs/evaluate/{run}.log",
+    benchmark:
+        costs.benchmark_file("logs/evaluate/{run}.log")
     conda:
         "../../envs/torch.yaml"
     threads: RESOURCES["evaluate"]["threads"]

@@ -9,6 +9,8 @@ rule fig2_linear_beta_sweep:
         **figure_outputs("fig2_linear_beta_sweep", "fig2", "Linear-Gaussian study"),
     log:
         "logs/figures/fig2_linear_beta_sweep.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig2_linear_beta_sweep.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -25,6 +27,8 @@ rule fig3_linear_lambda_heatmaps:
         **figure_outputs("fig3_linear_lambda_heatmaps", "fig3", "Linear-Gaussian study"),
     log:
         "logs/figures/fig3_linear_lambda_heatmaps.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig3_linear_lambda_heatmaps.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -46,6 +50,8 @@ rule fig_linear_contraction:
         ),
     log:
         "logs/figures/fig_linear_contraction.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig_linear_contraction.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -64,6 +70,8 @@ rule fig_linear_phase:
         **figure_outputs("fig_linear_phase", "fig_linear_phase", "Linear-Gaussian study"),
     log:
         "logs/figures/fig_linear_phase.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig_linear_phase.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -80,6 +88,8 @@ rule fig4_beta_sweep:
         **figure_outputs("fig4_beta_sweep", "fig4", "Deep λβ-VAE"),
     log:
         "logs/figures/fig4_beta_sweep.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig4_beta_sweep.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -98,6 +108,8 @@ rule fig4_beta_sweep_sampled:
         **figure_outputs("fig4_beta_sweep_sampled", "fig4_sampled", "Deep λβ-VAE"),
     log:
         "logs/figures/fig4_beta_sweep_sampled.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig4_beta_sweep_sampled.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -117,6 +129,8 @@ rule fig5_lambda_heatmaps:
         **figure_outputs("fig5_lambda_heatmaps", "fig5", "Deep λβ-VAE"),
     log:
         "logs/figures/fig5_lambda_heatmaps.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig5_lambda_heatmaps.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -135,6 +149,8 @@ rule fig5_lambda_heatmaps_sampled:
         **figure_outputs("fig5_lambda_heatmaps_sampled", "fig5_sampled", "Deep λβ-VAE"),
     log:
         "logs/figures/fig5_lambda_heatmaps_sampled.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig5_lambda_heatmaps_sampled.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -156,6 +172,8 @@ rule fig6_tchebycheff:
         **figure_outputs("fig6_tchebycheff", "fig6", "Selection"),
     log:
         "logs/figures/fig6_tchebycheff.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig6_tchebycheff.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -177,6 +195,8 @@ rule fig7_reconstructions:
         **figure_outputs("fig7_reconstructions", "fig7", "Deep λβ-VAE"),
     log:
         "logs/figures/fig7_reconstructions.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig7_reconstructions.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -196,6 +216,8 @@ rule fig8_mi_heatmaps:
         **figure_outputs("fig8_mi_heatmaps", "fig8", "Deep λβ-VAE"),
     log:
         "logs/figures/fig8_mi_heatmaps.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig8_mi_heatmaps.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -213,6 +235,8 @@ rule fig9_traversals:
         **figure_outputs("fig9_traversals", "fig9", "Deep λβ-VAE"),
     log:
         "logs/figures/fig9_traversals.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig9_traversals.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -230,6 +254,8 @@ rule fig_adaptive:
         **figure_outputs("fig_adaptive", "fig_adaptive", "Deep λβ-VAE"),
     log:
         "logs/figures/fig_adaptive.log",
+    benchmark:
+        costs.benchmark_file("logs/figures/fig_adaptive.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"

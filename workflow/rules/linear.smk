@@ -20,6 +20,8 @@ rule linear_instance:
         "results/linear/{dims}/instance.npz",
     log:
         "logs/linear/{dims}/instance.log",
+    benchmark:
+        costs.benchmark_file("logs/linear/{dims}/instance.log")
     localrule: True
     conda:
         "../../envs/torch.yaml"
@@ -40,6 +42,8 @@ for method in METHODS:
             f"results/linear/{{dims}}/{method}.csv",
         log:
             f"logs/linear/{{dims}}/{method}.log",
+        benchmark:
+            costs.benchmark_file(f"logs/linear/{{dims}}/{method}.log")
         conda:
             "../../envs/torch.yaml"
         threads: RESOURCES[LINEAR_STAGES[method]]["threads"]
@@ -58,6 +62,8 @@ rule linear_contraction:
         "results/linear/{dims}/contraction.csv",
     log:
         "logs/linear/{dims}/contraction.log",
+    benchmark:
+        costs.benchmark_file("logs/linear/{dims}/contraction.log")
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -77,6 +83,8 @@ rule linear_phase:
         adaptive="results/linear/{dims}/adaptive.csv",
     log:
         "logs/linear/{dims}/phase.log",
+    benchmark:
+        costs.benchmark_file("logs/linear/{dims}/phase.log")
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -104,6 +112,8 @@ rule linear_phase_tables:
         adaptive="results/tables/linear_adaptive.csv",
     log:
         "logs/linear/phase_tables.log",
+    benchmark:
+        costs.benchmark_file("logs/linear/phase_tables.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"
@@ -133,6 +143,8 @@ rule linear_tables:
         ),
     log:
         "logs/linear/tables.log",
+    benchmark:
+        costs.benchmark_file("logs/linear/tables.log")
     localrule: True
     conda:
         "../../envs/analysis.yaml"

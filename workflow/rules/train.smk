@@ -22,6 +22,8 @@ for job in TRAINING_RULES:
             **job.output,
         log:
             job.log,
+        benchmark:
+            costs.benchmark_file(job.log)
         conda:
             "../../envs/torch.yaml"
         threads: RESOURCES[job.phase]["threads"]

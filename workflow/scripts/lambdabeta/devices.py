@@ -21,6 +21,7 @@ from typing import IO
 
 import torch
 
+from .plan.resources import visible_gpus
 from .settings import check_device_spec
 
 LOCK_DIR_ENV = "LAMBDABETA_GPU_LOCK_DIR"
@@ -123,6 +124,30 @@ def claim_gpu_slot(
         time.sleep(poll_seconds)
 
 
+def peak_gpu_mb(device: torch.device) -> float | None:
+    """The most GPU memory this process's tensors have held on ``device`` so far, in MiB
+    (``torch.cuda.max_memory_allocated``; the caching allocator reserves somewhat more); None on
+    the CPU, whose memory the job's benchmark record measures (max RSS)."""
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def cuda_unusable(setting: str, gpus: int) -> str:
+    """Why a job that sees ``gpus`` GPU(s) cannot use them with this torch, and what to do."""
+    build = (
+        f"a CUDA {torch.version.cuda} build (the driver may be older than it needs)"
+        if torch.version.cuda
+        else "a CPU build"
+    )
+    return (
+        f"this job sees {gpus} GPU(s) but torch {torch.__version__}, {build}, cannot use them "
+        f"(torch.cuda.is_available() is False), so it would train on the CPU. Install a CUDA "
+        f"build that the driver supports (envs/README.md), or run on the CPU on purpose: set "
+        f"{setting} to 'cpu' or the job's resources.<job>.gpu to 0"
+    )
+
+
 def select_device(
     spec: str,
     jobs_per_gpu: int = 1,
@@ -133,10 +158,18 @@ def select_device(
 
     ``cuda:N`` is used as given. ``auto``/``cuda`` with one visible GPU use ``cuda:0``; with
     several, the process claims a GPU slot (see the module docstring) and keeps it until it exits.
-    A GPU that torch does not see is an error naming ``setting``, the config key of ``spec``.
+    A GPU that torch does not see is an error naming ``setting``, the config key of ``spec``;
+    so is ``auto`` where a GPU is visible (``CUDA_VISIBLE_DEVICES``, ``nvidia-smi``) but torch
+    cannot use it: a CPU build of torch, or a CUDA build newer than the driver, would otherwise
+    train a GPU job on the CPU without a word.
     """
     check_device_spec(spec)
-    if spec == "cpu" or (spec == "auto" and not torch.cuda.is_available()):
+    if spec == "auto" and not torch.cuda.is_available():
+        gpus = visible_gpus()
+        if gpus:
+            raise RuntimeError(cuda_unusable(setting, gpus))
+        return torch.device("cpu")
+    if spec == "cpu":
         return torch.device("cpu")
     hint = f"; set {setting} to 'auto' or 'cpu' to run on the CPU"
     if not torch.cuda.is_available():

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from . import metrics
-from .devices import select_device
+from .devices import peak_gpu_mb, select_device
 from .grid import RUN_KEYS
 from .io import atomic_path, write_json
 from .loader import DeviceImages, PreparedDataset, load_prepared
@@ -306,7 +306,7 @@ def evaluate_checkpoint(
     start = time.perf_counter()
     if not isinstance(settings, EvaluationSettings):
         raise TypeError(f"settings must be EvaluationSettings, got {type(settings).__name__}")
-    device = select_device(settings.device, jobs_per_gpu=jobs_per_gpu)
+    device = select_device(settings.device, jobs_per_gpu=jobs_per_gpu, setting="deep.train.device")
     train_bce = train_bce_tail(curve_csv, settings.bce_window)  # before the heavy work: fail early
     control = control_summary(curve_csv)
     model = load_evaluation_model(model_path, device)
@@ -439,6 +439,7 @@ def _record(
         "evaluation_seed": settings.seed,
         "device": str(device),
         "eval_seconds": seconds,
+        "peak_gpu_mb": peak_gpu_mb(device),
     }
 
 

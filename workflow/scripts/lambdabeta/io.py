@@ -144,14 +144,26 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+_job_log: str | None = None
+
+
+def job_log() -> str | None:
+    """The log file ``log_to_file`` sent this process's output to (the job's ``log:``, as the
+    rule names it), or None. Records written by a job name it, so that its benchmark record
+    (``lambdabeta.plan.costs``) can be found from them."""
+    return _job_log
+
+
 def log_to_file(log_path: str | os.PathLike | None) -> logging.Logger:
     """Send this process's stdout, stderr and the ``lambdabeta`` logger to ``log_path``.
 
     Snakemake's ``log:`` files are not redirected for ``script:`` rules; every entry point calls
     this first so that progress bars, warnings and tracebacks land in the rule's log.
     """
+    global _job_log
     logger = logging.getLogger("lambdabeta")
     logger.setLevel(logging.INFO)
+    _job_log = None if log_path is None else os.fspath(log_path)
     if log_path is not None:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         stream = open(log_path, "w", buffering=1)  # noqa: SIM115 (lives as long as the process)

@@ -28,6 +28,7 @@ DEEP_TABLES = ["deep_metrics.csv", "deep_summary.csv", "deep_summary.md", "deep_
 SELECTION_TABLES = ["selection.csv", "tchebycheff_scores.csv", "pareto_front.csv"]
 LAMBDA_TABLES = ["lambda_effect.csv", "lambda_effect.md"]
 CLAIMS_TABLES = ["claims.csv", "claims.md", "claims_verdicts.rst", "claims_lines.rst"]
+COSTS_TABLES = ["job_costs.csv"]
 
 
 def figure_files(names: Iterable[str]) -> list[str]:
@@ -57,7 +58,7 @@ def deep_figures(config: Mapping[str, Any]) -> list[str]:
 
 def all_targets(config: Mapping[str, Any]) -> list[str]:
     """Every final output ``config`` asks for."""
-    targets = table_files(CLAIMS_TABLES)
+    targets = table_files(CLAIMS_TABLES + COSTS_TABLES)
     if config.get("linear") is not None:
         targets += table_files(LINEAR_TABLES) + figure_files(LINEAR_FIGURES)
     datasets = config.get("deep", {}).get("datasets", [])

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..devices import peak_gpu_mb
+from ..io import job_log
 from ..loader import DeviceImages
 from ..model import IMAGE_SIZE
 from ..settings import TrainSettings
@@ -95,7 +97,10 @@ def train_pack(
     The members may differ only in β, λ, seed and name (``PER_MEMBER_SETTINGS``); their device,
     thread and layout settings are the first member's. ``mode`` is ``"loop"`` or ``"vmap"``
     (see ``lambdabeta.training.layouts``; default: ``vmap`` on CUDA, ``loop`` on CPU).
-    ``images``, ``jobs_per_gpu`` and ``progress_interval`` are as for ``train``. If members'
+    ``images``, ``jobs_per_gpu`` and ``progress_interval`` are as for ``train``. Each
+    summary's ``pack`` record names the job that trained the run by its log file (``log``:
+    ``lambdabeta.costs`` joins it to the job's benchmark record) and the job's peak GPU memory.
+    If members'
     losses or weights become NaN/inf, the others finish and write their outputs first, then
     ``NonFiniteLossError`` names every failed member.
     """
@@ -144,7 +149,13 @@ def _train_pack(
             run_steps(start_session(group, device, mode), data, stop, progress_interval)
 
     failed = [member for member in members if member.failure is not None]
-    pack = {"runs": [spec.run_name for spec in specs], "mode": effective_mode(mode, len(specs))}
+    pack = {
+        "runs": [spec.run_name for spec in specs],
+        "mode": effective_mode(mode, len(specs)),
+        "log": job_log(),
+        # the process's peak, shared by its runs (null on the CPU: see the benchmark's max_rss)
+        "peak_gpu_mb": peak_gpu_mb(device),
+    }
     summaries = [
         finish(member, images.shape, device_name, pack, keep_progress=bool(failed))
         for member in members

@@ -93,7 +93,7 @@ def configure_device(
     settings: TrainSettings, label: str, jobs_per_gpu: int
 ) -> tuple[torch.device, str]:
     """Resolve the device and apply the device-wide switches; returns (device, its name)."""
-    device = select_device(settings.device, jobs_per_gpu)
+    device = select_device(settings.device, jobs_per_gpu, setting="deep.train.device")
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = settings.tf32
