@@ -220,7 +220,7 @@ def test_sap_matrix_is_the_plain_definition_and_independent_of_threads():
 
 def test_sap_input_checks():
     codes, factors = np.zeros((10, 2)), np.zeros((10, 1), dtype=int)
-    with pytest.raises(ValueError, match="train_codes has 2 latents but test_codes 3"):
+    with pytest.raises(ValueError, match="train_codes has 2 codes but test_codes 3"):
         sap_matrix(codes, factors, np.zeros((5, 3)), np.zeros((5, 1)))
     with pytest.raises(ValueError, match=r"test_codes has 5 samples .* test_factors has 4"):
         sap_matrix(codes, factors, np.zeros((5, 2)), np.zeros((4, 1)))
