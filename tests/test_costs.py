@@ -15,7 +15,8 @@ import yaml
 from workflow_runner import REPO, snakemake
 
 from lambdabeta.costs import collect, read_benchmark
-from lambdabeta.plan import costs, resources
+from lambdabeta.plan import costs, resources, sizing
+from lambdabeta.plan.checks import ConfigError
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 
@@ -121,7 +122,7 @@ def test_a_file_that_is_no_benchmark_is_named(tmp_path):
 
 
 def paper_config() -> dict:
-    return resources._load_config([str(REPO / "config/config.yaml")])
+    return sizing.load_config([str(REPO / "config/config.yaml")])
 
 
 def pilot_rows() -> list[dict[str, str]]:
@@ -144,7 +145,7 @@ def pilot_rows() -> list[dict[str, str]]:
 
 def test_resources_are_scaled_from_the_pilot_to_the_config():
     config = paper_config()
-    suggested = resources.suggest_resources(pilot_rows(), config)
+    suggested = sizing.suggest_resources(pilot_rows(), config)
     assert set(suggested) == {"stabilize", "evaluate", "linear"}  # what the pilot ran
     train = config["deep"]["train"]
     images = train["stabilize_steps"] * train["batch_size"] * train["pack_size"]
@@ -172,7 +173,7 @@ def test_the_helper_prints_resources_a_config_can_take(tmp_path):
         writer.writerows(rows)
     printed = io.StringIO()
     with redirect_stdout(printed):
-        resources.main([str(table), "--configfile", str(REPO / "config/config.yaml")])
+        sizing.main([str(table), "--configfile", str(REPO / "config/config.yaml")])
     entries = yaml.safe_load(printed.getvalue())["resources"]
     assert set(entries) == {"stabilize", "evaluate"}  # the linear job's entry is a comment
     assert "  # linear: {" in printed.getvalue()
@@ -182,6 +183,13 @@ def test_the_helper_prints_resources_a_config_can_take(tmp_path):
         assert entry.keys() == config["resources"][stage].keys()
         assert entry["threads"] == config["resources"][stage]["threads"]
     assert "256 images/s" in printed.getvalue()
+
+
+def test_the_helper_names_a_bad_config_value_by_its_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("deep:\n  train:\n    batch_size: -4\n")
+    with pytest.raises(ConfigError, match=r"deep\.train\.batch_size"):
+        sizing.load_config([str(REPO / "config/config.yaml"), str(bad)])
 
 
 @pytest.mark.slow

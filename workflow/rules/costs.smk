@@ -2,7 +2,7 @@
 # every computing rule has a `benchmark:`) joined to the device, steps/s and peak GPU memory the
 # training and evaluation jobs record themselves. It runs after every other output the config
 # asks for, and reads the records of the jobs that have run (a job rerun replaces its record).
-# `python -m lambdabeta.plan.resources` turns the table into suggested `resources` for a cluster.
+# `python -m lambdabeta.plan.sizing` turns the table into suggested `resources` for a cluster.
 
 
 rule job_costs:
@@ -20,7 +20,5 @@ rule job_costs:
     localrule: True
     conda:
         "../../envs/analysis.yaml"
-    params:
-        benchmarks=costs.BENCHMARKS_DIR,
     script:
         "../scripts/job_costs.py"

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from .grid import RUNS_DIR, Run
-from .plan.costs import KINDS, evaluated_run, job_kind, log_file, training_run
+from .plan.costs import BENCHMARKS_DIR, KINDS, evaluated_run, job_kind, log_file, training_run
 
 COLUMNS = [
     "kind",
@@ -158,7 +158,9 @@ def _records(runs_dir: Path, name: str) -> dict[str, dict[str, Any]]:
     return records
 
 
-def collect(benchmarks_dir: str | Path, runs_dir: str | Path = RUNS_DIR) -> pd.DataFrame:
+def collect(
+    benchmarks_dir: str | Path = BENCHMARKS_DIR, runs_dir: str | Path = RUNS_DIR
+) -> pd.DataFrame:
     """``job_costs`` of every benchmark record below ``benchmarks_dir`` (paths as the workflow
     writes them, relative to the working directory) and the run records below ``runs_dir``."""
     records = sorted(Path(benchmarks_dir).rglob("*.tsv"))

@@ -27,7 +27,7 @@ KINDS = (
 )
 """The kinds of job in ``job_costs.csv``; those that are keys of ``resources`` in the config
 (prepare, linear, linear_adamw, stabilize, finetune, evaluate) are what the resources helper
-(``python -m lambdabeta.plan.resources``) suggests values for."""
+(``python -m lambdabeta.plan.sizing``) suggests values for."""
 
 
 def benchmark_file(log: str) -> str:
