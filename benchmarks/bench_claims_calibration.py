@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
-from lambdabeta.calibration import NOISES, SCENARIOS, calibrate
+from lambdabeta.calibration.scenarios import SCENARIOS, calibrate
+from lambdabeta.calibration.simulation import NOISES
 from lambdabeta.claims import ClaimSettings
 
 

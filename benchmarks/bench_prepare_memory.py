@@ -31,8 +31,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "workflow" / "scripts"))
 
+from lambdabeta.formats.mpi3d import MPI3D_SIZES
 from lambdabeta.loader import load_prepared
-from lambdabeta.prepare import MPI3D_SIZES, prepare
+from lambdabeta.prepare import prepare
 
 IMAGE_SHAPE = (64, 64, 3)
 STATUS_FIELDS = ("VmHWM", "VmRSS", "RssAnon", "RssFile", "RssShmem")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lambdabeta.calibration import SCENARIOS, Scenario, calibrate, simulate
+from lambdabeta.calibration.scenarios import SCENARIOS, Scenario, calibrate
+from lambdabeta.calibration.simulation import simulate
 from lambdabeta.claims import CLAIMS, ClaimSettings
 from lambdabeta.statistics import REPRODUCED, t_test, verdict
 

@@ -15,25 +15,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lambdabeta.evaluate import (
-    IMAGES_STREAM,
+from lambdabeta import scores
+from lambdabeta.evaluate import evaluate_checkpoint, train_bce_tail
+from lambdabeta.evaluation.passes import (
     count_active_latents,
     encode_means,
-    evaluate_checkpoint,
     evaluation_images,
-    evaluation_stream,
     load_evaluation_model,
     mean_kl_per_latent,
     reconstruct,
     reconstruction_nll,
-    sample_evaluation_indices,
-    train_bce_tail,
-    write_evaluation,
 )
+from lambdabeta.evaluation.results import write_evaluation
+from lambdabeta.evaluation.settings import EvaluationSettings
+from lambdabeta.evaluation.split import IMAGES_STREAM, evaluation_stream, sample_evaluation_indices
 from lambdabeta.io import write_json
 from lambdabeta.loader import DeviceImages
 from lambdabeta.model import VAE, save_model
-from lambdabeta.settings import EvaluationSettings
 
 REPO = Path(__file__).resolve().parents[1]
 METRIC_KEYS = {
@@ -42,6 +40,8 @@ METRIC_KEYS = {
 }  # fmt: skip
 IMAGES = evaluation_stream(0, 0, IMAGES_STREAM)  # the images of seed 0's runs
 SETTINGS = {
+    "dci": {"num_train": 30, "num_test": 12},
+    "factor_vae": {"batch_size": 4, "num_train": 12, "num_eval": 6, "num_variance_estimate": 40},
     "num_train": 40,
     "num_test": 16,
     "num_bins": 20,
@@ -276,6 +276,15 @@ def test_train_bce_tail_rejects_bad_curves(tmp_path):
 # ---- one checkpoint ----------------------------------------------------------------------------
 
 
+def test_scores_a_setting_turns_off_have_no_columns(checkpoint):
+    off = {**SETTINGS, "dci": {"num_train": 0}, "factor_vae": {"num_train": 0}}
+    metrics = evaluate_checkpoint(*checkpoint, EvaluationSettings(**off)).metrics
+    scored = [key for key in metrics if key.startswith(("dci_", "factor_vae_"))]
+    assert sorted(scored) == ["dci_sample", "factor_vae_sample"]
+    assert metrics["dci_sample"] is None and metrics["factor_vae_sample"] is None
+    assert "mig_sampled" in metrics and "sap_active" in metrics
+
+
 def test_evaluate_checkpoint_end_to_end(checkpoint, evaluated):
     model_path, dataset_dir, curve = checkpoint
     result = evaluated
@@ -298,6 +307,15 @@ def test_evaluate_checkpoint_end_to_end(checkpoint, evaluated):
     for score in ("mig", "sap", "im", "mig_sampled", "sap_sampled", "im_sampled"):
         assert metrics[f"{score}_null_mean"] <= metrics[f"{score}_null_upper"], score
     assert metrics["null_shuffles"] == 19 and "mig_active_null_mean" not in metrics
+
+    # every score of the vocabulary on every representation it is computed on
+    for quantity in scores.scores():
+        for representation in quantity.representations:
+            value = metrics[quantity.column(representation)]
+            assert 0.0 <= value <= 1.0 or quantity.name == "im", quantity.column(representation)
+    assert "dci_disentanglement_active" not in metrics and "factor_vae_active" not in metrics
+    assert metrics["dci_sample"] == [30, 12] and metrics["factor_vae_sample"]["num_eval"] == 6
+    assert 0 <= metrics["factor_vae_active_dims"] <= 4
 
     mi = result.mi_matrix
     assert mi.index.name == "latent" and list(mi.index) == [0, 1, 2, 3]

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from lambdabeta.evaluate import evaluate_checkpoint
+from lambdabeta.evaluation.settings import EvaluationSettings
 from lambdabeta.loader import load_prepared
 from lambdabeta.model import save_model
 from lambdabeta.prepare import prepare
-from lambdabeta.settings import EvaluationSettings, TrainSettings
+from lambdabeta.settings import TrainSettings
 from lambdabeta.training import train
 from lambdabeta.training.streams import initial_model
 
@@ -29,6 +30,9 @@ TRAINING = {"steps": 400, "beta": 1.0, "lam": 0.0, "batch_size": 32, "lr": 1e-3,
 SEEDS = (0, 1)  # the claims are on the mean over these seeds, except where said
 METRICS = ("recon_nll", "im", "mig")
 EVALUATION = {
+    # what learning changes is judged by the paper's scores; DCI and FactorVAE have their tests
+    "dci": {"num_train": 0},
+    "factor_vae": {"num_train": 0},
     "num_train": 500,
     "num_test": 250,
     "num_bins": 20,

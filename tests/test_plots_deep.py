@@ -15,8 +15,8 @@ from matplotlib.collections import PathCollection, QuadMesh
 from matplotlib.patches import Rectangle
 
 from lambdabeta.aggregate import changes_vs_baseline, summarize
-from lambdabeta.plots import deep, heatmaps
-from lambdabeta.plots.style import LABELS
+from lambdabeta.plots import adaptive, common, heatmaps, images, information, sweeps, tchebycheff
+from lambdabeta.plots.style import axis_label
 from lambdabeta.selection import score_grid
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "workflow" / "scripts"
@@ -74,7 +74,7 @@ def test_compact_number_and_tile_images():
         "6012", "41.2", "0.27", ""
     ]  # fmt: skip
     images = np.arange(2 * 3 * 4 * 1, dtype=np.uint8).reshape(2, 3, 4, 1)
-    strip = deep.tile_images(images, gap=1, fill=255)
+    strip = common.tile_images(images, gap=1, fill=255)
     assert strip.shape == (3, 2 * 4 + 1, 1)
     np.testing.assert_array_equal(strip[:, :4], images[0])
     np.testing.assert_array_equal(strip[:, 4], 255)
@@ -93,12 +93,12 @@ def test_annotation_font_shrinks_then_gives_up():
 
 def test_fig4_beta_sweep(metrics, tmp_path):
     pdf, png = outputs(tmp_path, "fig4")
-    fig = deep.fig4_beta_sweep(metrics, pdf, png)
+    fig = sweeps.fig4_beta_sweep(metrics, pdf, png)
     assert_saved(pdf, png)
     stabilized = metrics[metrics["phase"] == "stabilize"]
     axes = panels(fig)
-    assert [ax.get_title() for ax in axes] == [LABELS[m] for m in deep.SWEEP_METRICS]
-    for ax, metric in zip(axes, deep.SWEEP_METRICS, strict=True):
+    assert [ax.get_title() for ax in axes] == [axis_label(m) for m in sweeps.SWEEP_METRICS]
+    for ax, metric in zip(axes, sweeps.SWEEP_METRICS, strict=True):
         # every seed is a dot, at its β (spread sideways by less than half an octave)
         (dots,) = [artist for artist in ax.collections if isinstance(artist, PathCollection)]
         x, y = dots.get_offsets().T
@@ -111,21 +111,21 @@ def test_fig4_beta_sweep(metrics, tmp_path):
         np.testing.assert_allclose(x, np.log2(means.index))
         np.testing.assert_allclose(y, means.to_numpy())
     with pytest.raises(ValueError, match="no stabilize rows"):
-        deep.fig4_beta_sweep(metrics[metrics["phase"] == "finetune"], pdf, png)
+        sweeps.fig4_beta_sweep(metrics[metrics["phase"] == "finetune"], pdf, png)
     with pytest.raises(ValueError, match="no rows for the datasets"):
-        deep.fig4_beta_sweep(metrics, pdf, png, datasets=["shapes3d"])
+        sweeps.fig4_beta_sweep(metrics, pdf, png, datasets=["shapes3d"])
 
 
 def test_fig5_lambda_heatmaps_from_a_csv(metrics, tmp_path):
     summary_path = tmp_path / "deep_summary.csv"
     changes_vs_baseline(summarize(metrics)).to_csv(summary_path, index=False)
     pdf, png = outputs(tmp_path, "fig5")
-    fig = deep.fig5_lambda_heatmaps(summary_path, pdf, png)
+    fig = sweeps.fig5_lambda_heatmaps(summary_path, pdf, png)
     assert_saved(pdf, png)
     finetuned = metrics[metrics["phase"] == "finetune"]
     axes = panels(fig)
-    assert [ax.get_title() for ax in axes] == [LABELS[m] for m in deep.SWEEP_METRICS]
-    for ax, metric in zip(axes, deep.SWEEP_METRICS, strict=True):
+    assert [ax.get_title() for ax in axes] == [axis_label(m) for m in sweeps.SWEEP_METRICS]
+    for ax, metric in zip(axes, sweeps.SWEEP_METRICS, strict=True):
         # cells: the mean over seeds, β increasing upwards (rows), λ to the right (columns)
         expected = finetuned.pivot_table(index="beta", columns="lambda", values=metric)
         np.testing.assert_allclose(heatmap_values(ax, expected.shape), expected.to_numpy())
@@ -157,7 +157,7 @@ def test_fig6_marks_the_minimizer_the_scores_name(metrics, tmp_path):
     scores = pd.read_csv(scores_path)
     named = scores[scores["minimizer"]].set_index("w1")
     pdf, png = outputs(tmp_path, "fig6")
-    fig = deep.fig6_tchebycheff(scores_path, weights, pdf, png)
+    fig = tchebycheff.fig6_tchebycheff(scores_path, weights, pdf, png)
     assert_saved(pdf, png)
     assert [ax.get_title() for ax in panels(fig)] == [f"$w_1$ = {w:g}" for w in weights]
     assert minimizer_cells(fig) == [tuple(named.loc[w, ["beta", "lambda"]]) for w in weights]
@@ -171,19 +171,19 @@ def test_fig6_marks_the_minimizer_the_scores_name(metrics, tmp_path):
     scores.loc[panel, "minimizer"] = False
     scores.loc[other, "minimizer"] = True
     scores.to_csv(scores_path, index=False)
-    moved = deep.fig6_tchebycheff(scores_path, [0.5], pdf, png)
+    moved = tchebycheff.fig6_tchebycheff(scores_path, [0.5], pdf, png)
     assert minimizer_cells(moved) == [tuple(scores.loc[other, ["beta", "lambda"]])]
 
     with pytest.raises(ValueError, match=r"no w1 = 0\.25"):
-        deep.fig6_tchebycheff(scores, [0.25], pdf, png)
+        tchebycheff.fig6_tchebycheff(scores, [0.25], pdf, png)
 
 
 def test_lambda_position_is_log_linear_between_the_positive_columns():
     lambdas = [0.0, 8.0, 64.0]
-    assert deep.lambda_position(8.0, lambdas) == pytest.approx(1.5)
-    assert deep.lambda_position((8.0 * 64.0) ** 0.5, lambdas) == pytest.approx(2.0)
-    assert deep.lambda_position(1.0e4, lambdas) == pytest.approx(2.5)  # clipped to the last
-    assert deep.lambda_position(0.5, lambdas) == pytest.approx(1.5)  # never into λ = 0
+    assert tchebycheff.lambda_position(8.0, lambdas) == pytest.approx(1.5)
+    assert tchebycheff.lambda_position((8.0 * 64.0) ** 0.5, lambdas) == pytest.approx(2.0)
+    assert tchebycheff.lambda_position(1.0e4, lambdas) == pytest.approx(2.5)  # clipped to the last
+    assert tchebycheff.lambda_position(0.5, lambdas) == pytest.approx(1.5)  # never into λ = 0
 
 
 def test_fig6_marks_each_adaptive_run_at_its_median_final_lambda(metrics, tmp_path):
@@ -196,7 +196,7 @@ def test_fig6_marks_each_adaptive_run_at_its_median_final_lambda(metrics, tmp_pa
          for beta, lams in finals.items() for seed, lam in enumerate(lams)]
     )  # fmt: skip
     pdf, png = outputs(tmp_path, "fig6")
-    fig = deep.fig6_tchebycheff(scores_path, [0.5], pdf, png, adaptive=adaptive)
+    fig = tchebycheff.fig6_tchebycheff(scores_path, [0.5], pdf, png, adaptive=adaptive)
     assert_saved(pdf, png)
     (ax,) = panels(fig)
     marks = sorted(
@@ -205,13 +205,15 @@ def test_fig6_marks_each_adaptive_run_at_its_median_final_lambda(metrics, tmp_pa
         if line.get_marker() == "D"
     )
     rows = {beta: k for k, beta in enumerate(BETAS)}
+    height = tchebycheff.ADAPTIVE_MARK_HEIGHT
     expected = sorted(
-        (rows[beta] + deep.ADAPTIVE_MARK_HEIGHT, deep.lambda_position(np.median(lams), LAMBDAS))
+        (rows[beta] + height, tchebycheff.lambda_position(np.median(lams), LAMBDAS))
         for beta, lams in finals.items()
     )
     np.testing.assert_allclose(marks, expected)
-    assert [y - deep.ADAPTIVE_MARK_HEIGHT for y, _ in expected] == [1, 2]  # rows of β = 4, 16
-    unmarked = deep.fig6_tchebycheff(scores_path, [0.5], pdf, png, adaptive=adaptive.iloc[:0])
+    assert [y - height for y, _ in expected] == [1, 2]  # rows of β = 4, 16
+    no_runs = adaptive.iloc[:0]
+    unmarked = tchebycheff.fig6_tchebycheff(scores_path, [0.5], pdf, png, adaptive=no_runs)
     assert not [line for line in panels(unmarked)[0].get_lines() if line.get_marker() == "D"]
 
 
@@ -225,17 +227,17 @@ def test_fig9_rows_are_latents_by_kl_labelled_with_it(tmp_path):
              values=np.linspace(-3, 3, steps), order=order, kl=kl,
              images=rng.integers(0, 256, (3, steps, 64, 64, 1), dtype=np.uint8))  # fmt: skip
     pdf, png = outputs(tmp_path, "fig9")
-    fig = deep.fig9_traversals([path, path], SETTINGS[:2], pdf, png)
+    fig = images.fig9_traversals([path, path], SETTINGS[:2], pdf, png)
     assert_saved(pdf, png)
     first, second = panels(fig)
     labels = [t.get_text() for t in first.get_yticklabels()]
     assert labels == ["z1 · KL 3.50", "z2 · KL 0.90", "z0 · KL 0.01"]
     assert first.get_xlabel() == "z from -3 to 3"
-    assert second.get_title().endswith(deep._setting_title(SETTINGS[1]))
+    assert second.get_title().endswith(common.setting_title(SETTINGS[1]))
     ((image,),) = [first.get_images()]
     assert image.get_array().shape[:2] == (3 * (64 + 2), steps * 64 + (steps - 1) * 2)
     with pytest.raises(ValueError):
-        deep.fig9_traversals([path], SETTINGS[:2], pdf, png)
+        images.fig9_traversals([path], SETTINGS[:2], pdf, png)
 
 
 def test_fig_adaptive_draws_lambda_and_the_rate_against_its_set_point(tmp_path):
@@ -251,7 +253,7 @@ def test_fig_adaptive_draws_lambda_and_the_rate_against_its_set_point(tmp_path):
             curve.to_csv(curves[-1], index=False)
             runs.append({"dataset": "dsprites", "beta": beta, "seed": seed})
     pdf, png = outputs(tmp_path, "fig_adaptive")
-    fig = deep.fig_adaptive(curves, runs, pdf, png)
+    fig = adaptive.fig_adaptive(curves, runs, pdf, png)
     assert_saved(pdf, png)
     lam_ax, kl_ax = panels(fig)
     assert lam_ax.get_yscale() == "log"
@@ -263,7 +265,7 @@ def test_fig_adaptive_draws_lambda_and_the_rate_against_its_set_point(tmp_path):
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["β = 64", "β = 1024", "set point"]
     with pytest.raises(ValueError, match="3 curves for 4 runs"):
-        deep.fig_adaptive(curves[:3], runs, pdf, png)
+        adaptive.fig_adaptive(curves[:3], runs, pdf, png)
 
 
 def write_model_outputs(root: Path, settings: list[dict], k: int = 3) -> tuple[list, list]:
@@ -298,7 +300,7 @@ SETTINGS = [
 def test_fig7_reconstructions(tmp_path):
     npz, _ = write_model_outputs(tmp_path, SETTINGS)
     pdf, png = outputs(tmp_path, "fig7")
-    fig = deep.fig7_reconstructions(npz, SETTINGS, pdf, png, max_images=2)
+    fig = images.fig7_reconstructions(npz, SETTINGS, pdf, png, max_images=2)
     assert_saved(pdf, png)
     dsprites, shapes3d = panels(fig)
     assert (dsprites.get_title(), shapes3d.get_title()) == ("dSprites", "Shapes3D")
@@ -310,18 +312,19 @@ def test_fig7_reconstructions(tmp_path):
     shown = np.asarray(image.get_array())
     gap = max(2, 64 // 16)
     with np.load(npz[0]) as first, np.load(npz[1]) as second:
-        np.testing.assert_array_equal(shown[:64], deep.tile_images(first["originals"][:2])[..., 0])
+        originals = common.tile_images(first["originals"][:2])
+        np.testing.assert_array_equal(shown[:64], originals[..., 0])
         assert (shown[64 : 64 + gap] == 255).all()
         np.testing.assert_array_equal(
-            shown[64 + gap : 128 + gap], deep.tile_images(first["reconstructions"][:2])[..., 0]
+            shown[64 + gap : 128 + gap], common.tile_images(first["reconstructions"][:2])[..., 0]
         )
         np.testing.assert_array_equal(
-            shown[-64:], deep.tile_images(second["reconstructions"][:2])[..., 0]
+            shown[-64:], common.tile_images(second["reconstructions"][:2])[..., 0]
         )
     (colour,) = shapes3d.get_images()
     assert np.asarray(colour.get_array()).shape == (2 * 64 + gap, 2 * 64 + 2, 3)
     with pytest.raises(ValueError, match="must pair"):
-        deep.fig7_reconstructions(npz[:2], SETTINGS, pdf, png)
+        images.fig7_reconstructions(npz[:2], SETTINGS, pdf, png)
 
 
 def test_fig7_refuses_models_that_reconstructed_different_images(tmp_path):
@@ -330,17 +333,17 @@ def test_fig7_refuses_models_that_reconstructed_different_images(tmp_path):
         arrays = dict(data)
     np.savez(npz[1], **{**arrays, "indices": arrays["indices"] + 1})
     with pytest.raises(ValueError, match="reconstruct different images of dsprites"):
-        deep.fig7_reconstructions(npz, SETTINGS[:2], *outputs(tmp_path, "fig7"))
+        images.fig7_reconstructions(npz, SETTINGS[:2], *outputs(tmp_path, "fig7"))
 
 
 def test_fig8_panels_of_a_dataset_share_one_colour_scale(tmp_path):
     _, csv = write_model_outputs(tmp_path, SETTINGS)
     pdf, png = outputs(tmp_path, "fig8")
-    fig = deep.fig8_mi_heatmaps(csv, SETTINGS, pdf, png)
+    fig = information.fig8_mi_heatmaps(csv, SETTINGS, pdf, png)
     assert_saved(pdf, png)
     matrices = [pd.read_csv(path).set_index("latent") for path in csv]
     axes = panels(fig)
-    assert [ax.get_title() for ax in axes] == [deep._setting_title(s) for s in SETTINGS]
+    assert [ax.get_title() for ax in axes] == [common.setting_title(s) for s in SETTINGS]
     for ax, matrix in zip(axes, matrices, strict=True):
         # latent 0 is the top row (the y axis is inverted)
         np.testing.assert_allclose(heatmap_values(ax, matrix.shape), matrix.to_numpy())
@@ -358,17 +361,17 @@ def test_fig8_panels_of_a_dataset_share_one_colour_scale(tmp_path):
     assert len(colour_bars) == 2
     for bar, vmax in zip(colour_bars, (max(largest[:2]), largest[2]), strict=True):
         assert bar.get_ylim() == pytest.approx((0.0, vmax))
-        assert bar.get_ylabel() == deep.MI_LABEL
+        assert bar.get_ylabel() == information.MI_LABEL
 
     pd.read_csv(csv[0]).drop(columns="latent").to_csv(csv[0], index=False)
     with pytest.raises(ValueError, match="needs a 'latent' column"):
-        deep.fig8_mi_heatmaps(csv, SETTINGS, pdf, png)
+        information.fig8_mi_heatmaps(csv, SETTINGS, pdf, png)
 
 
 def test_setting_titles_say_what_was_used():
-    assert deep._setting_title(SETTINGS[0]) == "β=1, λ=0"
-    assert deep._setting_title(SETTINGS[1]) == "β=16, λ=8\n(nearest to β=8, λ=32)"
-    assert deep._setting_title(SETTINGS[2]) == "β=1, λ=0 (stabilized)"
+    assert common.setting_title(SETTINGS[0]) == "β=1, λ=0"
+    assert common.setting_title(SETTINGS[1]) == "β=16, λ=8\n(nearest to β=8, λ=32)"
+    assert common.setting_title(SETTINGS[2]) == "β=1, λ=0 (stabilized)"
 
 
 def test_entry_point_draws_the_figure_it_is_asked_for(
@@ -378,7 +381,7 @@ def test_entry_point_draws_the_figure_it_is_asked_for(
     metrics.to_csv(metrics_path, index=False)
     pdf, png = outputs(tmp_path, "fig4")
     drawn = []
-    monkeypatch.setattr(deep, "save_figure", lambda fig, *paths: drawn.append((fig, paths)))
+    monkeypatch.setattr(sweeps, "save_figure", lambda fig, *paths: drawn.append((fig, paths)))
 
     def run(figure: str) -> None:
         snakemake = fake_snakemake(
@@ -395,6 +398,6 @@ def test_entry_point_draws_the_figure_it_is_asked_for(
     run("fig4")
     ((fig, paths),) = drawn
     assert paths == (str(pdf), str(png))
-    assert [ax.get_title() for ax in panels(fig)] == [LABELS[m] for m in deep.SWEEP_METRICS]
+    assert [ax.get_title() for ax in panels(fig)] == [axis_label(m) for m in sweeps.SWEEP_METRICS]
     with pytest.raises(ValueError, match=r"params\.figure is 'fig10'"):
         run("fig10")

@@ -21,20 +21,12 @@ from upstream_files import (
 )
 
 from lambdabeta import procedural
+from lambdabeta.formats.dsprites import DSPRITES_FACTORS, DSPRITES_SIZES
+from lambdabeta.formats.mpi3d import MPI3D_FACTORS, MPI3D_SIZES, MPI3D_VALUES
+from lambdabeta.formats.shapes3d import SHAPES3D_FACTORS, SHAPES3D_SIZES
 from lambdabeta.io import read_json
 from lambdabeta.loader import load_prepared
-from lambdabeta.prepare import (
-    DSPRITES_FACTORS,
-    DSPRITES_SIZES,
-    MPI3D_FACTORS,
-    MPI3D_SIZES,
-    MPI3D_VALUES,
-    SHAPES3D_FACTORS,
-    SHAPES3D_SIZES,
-    PreparationError,
-    prepare,
-    prepare_source,
-)
+from lambdabeta.prepare import PreparationError, prepare, prepare_source
 
 # an odd chunk size, so that chunks straddle grid boundaries and the last chunk is partial
 CHUNK = 7

@@ -14,7 +14,7 @@ import torch
 from lambdabeta import claims as c
 from lambdabeta import linear as L
 from lambdabeta import metrics
-from lambdabeta.evaluate import sampled_codes
+from lambdabeta.evaluation.passes import sampled_codes
 from lambdabeta.linear.jobs import FixedPointSettings
 from lambdabeta.statistics import NOT_REPRODUCED, NOT_RUN, REPRODUCED
 

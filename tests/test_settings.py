@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from lambdabeta import settings as S
+from lambdabeta.evaluation.settings import EvaluationSettings
 from lambdabeta.grid import Run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -16,17 +17,25 @@ DEEP_SCHEMA = SCHEMA["properties"]["deep"]["properties"]
 
 
 def schema_defaults(section: dict) -> dict:
+    """The defaults the schema fills in, nested objects with their own properties' defaults."""
     return {
-        key: spec["default"] for key, spec in section["properties"].items() if "default" in spec
+        key: schema_defaults(spec)
+        if "properties" in spec and "default" in spec
+        else spec["default"]
+        for key, spec in section["properties"].items()
+        if "default" in spec
     }
 
 
 def class_defaults(cls) -> dict:
-    return {
-        field.name: list(field.default) if isinstance(field.default, tuple) else field.default
-        for field in dataclasses.fields(cls)
-        if field.default is not dataclasses.MISSING
-    }
+    defaults = {}
+    for field in dataclasses.fields(cls):
+        if field.default_factory is not dataclasses.MISSING:
+            defaults[field.name] = dataclasses.asdict(field.default_factory())
+        elif field.default is not dataclasses.MISSING:
+            default = field.default
+            defaults[field.name] = list(default) if isinstance(default, tuple) else default
+    return defaults
 
 
 def test_training_defaults_are_the_schemas():
@@ -41,12 +50,12 @@ def test_training_defaults_are_the_schemas():
 
 def test_evaluation_defaults_are_the_schemas():
     schema = schema_defaults(DEEP_SCHEMA["evaluate"])
-    defaults = class_defaults(S.EvaluationSettings)
+    defaults = class_defaults(EvaluationSettings)
     assert defaults.pop("device") == DEEP_SCHEMA["train"]["properties"]["device"]["default"]
     assert defaults == schema
 
 
-@pytest.mark.parametrize("cls", [S.TrainSettings, S.EvaluationSettings])
+@pytest.mark.parametrize("cls", [S.TrainSettings, EvaluationSettings])
 def test_every_field_is_either_science_or_logistics(cls):
     names = [field.name for field in dataclasses.fields(cls)]
     assert sorted(cls.SCIENCE + cls.LOGISTICS) == sorted(names)
@@ -146,16 +155,32 @@ def test_dataset_science_ignores_where_a_file_comes_from():
 @pytest.mark.parametrize(
     ("key", "value"),
     [("num_train", 1), ("num_bins", 1), ("sap_c", 0.0), ("device", "tpu"), ("seed", -1),
-     ("reconstruction_images", 99)],
+     ("reconstruction_images", 99), ("dci", {"num_test": 11}), ("dci", {"num_train": 1}),
+     ("dci", {"typo": 1}), ("factor_vae", {"batch_size": 1}), ("factor_vae", {"num_eval": 0})],
 )  # fmt: skip
 def test_bad_evaluation_settings_name_the_key(key, value):
     with pytest.raises(ValueError, match=key):
-        S.EvaluationSettings(num_test=10, **{key: value})
+        EvaluationSettings(num_test=10, **{key: value})
 
 
 def test_unknown_and_missing_keys_are_named():
     with pytest.raises(ValueError, match="typo"):
-        S.EvaluationSettings.from_dict({"typo": 1})
+        EvaluationSettings.from_dict({"typo": 1})
     with pytest.raises(ValueError, match="beta"):
         S.TrainSettings.from_dict({"steps": 1, "lam": 0, "seed": 0, "phase": "stabilize",
                                    "run_name": "r"})  # fmt: skip
+
+
+def test_dci_and_factor_vae_samples_follow_the_evaluations_unless_given():
+    small = EvaluationSettings(num_train=40, num_test=10)
+    assert small.dci_sample == (40, 10)
+    assert dataclasses.astuple(small.factor_vae_sample) == (64, 40, 10, 40)
+    # the evaluation's defaults give disentanglement_lib's
+    assert EvaluationSettings().dci_sample == (10000, 5000)
+    assert dataclasses.astuple(EvaluationSettings().factor_vae_sample) == (64, 10000, 5000, 10000)
+    given = EvaluationSettings(num_train=40, num_test=10, dci={"num_train": 20},
+                               factor_vae={"num_eval": 3})  # fmt: skip
+    assert given.dci_sample == (20, 10)
+    assert dataclasses.astuple(given.factor_vae_sample) == (64, 40, 3, 40)
+    off = EvaluationSettings(dci={"num_train": 0}, factor_vae={"num_train": 0})
+    assert not off.dci.enabled and not off.factor_vae.enabled

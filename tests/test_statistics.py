@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from lambdabeta.binomial import binomial_cdf, clopper_pearson
 from lambdabeta.statistics import (
     BELOW,
     INCONCLUSIVE,
@@ -18,8 +19,6 @@ from lambdabeta.statistics import (
     REPRODUCED,
     all_of,
     any_of,
-    binomial_cdf,
-    clopper_pearson,
     guarded,
     jackknife_t_test,
     limitation,

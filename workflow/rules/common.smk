@@ -10,7 +10,7 @@ from snakemake.utils import validate
 # the project's package is on sys.path (the Snakefile puts it there)
 from lambdabeta import grid
 from lambdabeta.linear.settings import LinearSettings
-from lambdabeta.plan import checks, claims, costs, datasets, resources, targets, training
+from lambdabeta.plan import checks, claims, costs, datasets, figures, resources, targets, training
 from lambdabeta.settings import DeepSettings, download_science, preparation_science
 
 # Every setting is checked here, before any job is planned (lambdabeta.plan.checks): a wrong
@@ -83,16 +83,7 @@ def evaluation_outputs():
     return {key: f"{grid.RUN_DIR}/{name}" for key, name in files.items()}
 
 
-TRAVERSAL_PAIRS = config["figures"]["traversals"] or config["figures"]["mi_heatmaps"]
-
-
-def figure_runs(pairs):
-    """The runs (records with their folder) that show the requested (β, λ) pairs."""
-    return checks.figure_runs(config, pairs)
-
-
 TRAINING_RULES = training.training_rules(DEEP, training.Finished(DEEP))
-ADAPTIVE_RUNS = grid.adaptive_runs(DEEP.section) if DEEP.datasets else []
 
 
 def training_input(job):
@@ -164,14 +155,15 @@ def claim_inputs(wildcards):
     return claims.claim_inputs(config)
 
 
-def figure_outputs(name, caption, category):
+def figure_outputs(figure):
+    """A figure's PDF, and its PNG as the report's entry (lambdabeta.plan.figures.Figure)."""
     return {
-        "pdf": f"results/figures/{name}.pdf",
+        "pdf": figure.outputs["pdf"],
         "png": report(
-            f"results/figures/{name}.png",
-            caption=f"../report/{caption}.rst",
-            category=category,
-            labels={"figure": name},
+            figure.outputs["png"],
+            caption=f"../report/{figure.caption}.rst",
+            category=figure.category,
+            labels={"figure": figure.name},
         ),
     }
 

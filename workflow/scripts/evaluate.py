@@ -4,7 +4,8 @@ from pathlib import Path
 
 import torch
 
-from lambdabeta.evaluate import evaluate_checkpoint, write_evaluation
+from lambdabeta.evaluate import evaluate_checkpoint
+from lambdabeta.evaluation.results import write_evaluation
 from lambdabeta.io import log_to_file
 from lambdabeta.settings import DeepSettings
 

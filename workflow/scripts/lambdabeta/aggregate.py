@@ -19,11 +19,12 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from . import scores
 from .grid import RECORD_PHASES, RUN_KEYS
 from .io import read_json
 
@@ -37,20 +38,16 @@ PHASE_TITLES = {
 }
 GROUP_KEYS = ("dataset", "phase", "beta", "lambda")
 SUMMARY_METRICS = ("recon_nll", "train_bce", "mig", "sap", "im", "active_latents", "kl_total")
-# The scores of the other representations (lambdabeta.evaluate): in the tables when every record
-# of a run has them.
-REPRESENTATION_METRICS = (
-    *("mig_sampled", "sap_sampled", "im_sampled"),
-    *("mig_active", "sap_active", "im_active"),
-    *("final_lambda", "control_error", "control_target"),
-    # the permutation null of each score (lambdabeta.evaluate), where it was computed
-    *(
-        f"{score}{suffix}_null_{part}"
-        for suffix in ("", "_sampled")
-        for score in ("mig", "sap", "im")
-        for part in ("mean", "upper")
-    ),
-)
+"""The columns every metrics record must have (the paper's scores of the encoder mean and the
+model's measures); the others of ``lambdabeta.scores`` are kept where every record has them."""
+
+
+def optional_metrics() -> list[str]:
+    """The other columns of the score vocabulary: the other representations' scores, the scores
+    whose settings may turn them off (DCI, FactorVAE), the permutation nulls, the controller's."""
+    return [c for c in scores.all_columns() if c not in SUMMARY_METRICS]
+
+
 # Scalars of metrics.json kept in deep_metrics besides the metrics: how each model was evaluated,
 # and what a latent independent of every factor scores (the plug-in bias of MIG and I_m).
 EVALUATION_KEYS = ("num_train", "num_test", "num_bins", "mig_bias", "im_bias", "eval_seconds")
@@ -59,41 +56,6 @@ EVALUATION_KEYS = ("num_train", "num_test", "num_bins", "mig_bias", "im_bias", "
 BASELINE_BETA = 1.0
 BASELINE_LAMBDA = 0.0
 
-# Decimals shown in the readable tables; the CSV files keep full precision.
-DISPLAY_DECIMALS = {
-    "recon_nll": 1,
-    "train_bce": 1,
-    "mig": 3,
-    "sap": 3,
-    "im": 2,
-    "active_latents": 1,
-    "kl_total": 1,
-    "mig_sampled": 3,
-    "im_sampled": 2,
-}
-MARKDOWN_HEADERS = {
-    "recon_nll": "recon. NLL",
-    "train_bce": "train BCE",
-    "mig": "MIG",
-    "sap": "SAP",
-    "im": "I_m",
-    "active_latents": "active latents",
-    "kl_total": "total KL",
-    "mig_sampled": "MIG (sampled)",
-    "im_sampled": "I_m (sampled)",
-}
-LATEX_HEADERS = {
-    "recon_nll": "recon.\\ NLL",
-    "train_bce": "train BCE",
-    "mig": "MIG",
-    "sap": "SAP",
-    "im": "$I_m$",
-    "active_latents": "active latents",
-    "kl_total": "total KL",
-    "mig_sampled": "MIG (sampled)",
-    "im_sampled": "$I_m$ (sampled)",
-}
-
 
 # ---- deep_metrics ---------------------------------------------------------------------------
 
@@ -101,7 +63,7 @@ LATEX_HEADERS = {
 def collect_metrics(
     paths: Iterable[str | os.PathLike],
     columns: Sequence[str] = SUMMARY_METRICS,
-    optional: Sequence[str] = REPRESENTATION_METRICS,
+    optional: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read ``metrics.json`` files into one table, one row per evaluated model.
 
@@ -114,6 +76,7 @@ def collect_metrics(
     naming both files when two records describe the same run. No file is an error too: an empty
     table would only fail later, further from the cause.
     """
+    optional = optional_metrics() if optional is None else optional
     records, sources = [], {}
     paths = list(paths)
     present = [read_json(path) for path in paths]
@@ -170,9 +133,8 @@ def _warn_non_finite(table: pd.DataFrame, columns: Sequence[str]) -> None:
 
 
 def metric_columns(metrics: pd.DataFrame) -> list[str]:
-    """The metrics of a deep_metrics table: ``SUMMARY_METRICS`` and the representation scores it
-    has."""
-    return [c for c in (*SUMMARY_METRICS, *REPRESENTATION_METRICS) if c in metrics]
+    """The metrics of a deep_metrics table: the columns of the score vocabulary it has."""
+    return [c for c in scores.all_columns() if c in metrics]
 
 
 def summarize(metrics: pd.DataFrame, columns: Sequence[str] = SUMMARY_METRICS) -> pd.DataFrame:
@@ -259,11 +221,7 @@ def _value_or_smallest(values: pd.Series, wanted: float) -> float:
 # ---- readable tables ------------------------------------------------------------------------
 
 
-def summary_markdown(
-    summary: pd.DataFrame,
-    decimals: Mapping[str, int] = DISPLAY_DECIMALS,
-    headers: Mapping[str, str] = MARKDOWN_HEADERS,
-) -> str:
+def summary_markdown(summary: pd.DataFrame) -> str:
     """The summary as Markdown: one section and one table per dataset and phase.
 
     Each cell reads ``mean ± sd (change)``, the change being from the block's baseline
@@ -274,16 +232,12 @@ def summary_markdown(
         return f"{_fixed(mean, digits)} ± {_fixed(sd, digits)} ({_fixed(change, digits, True)})"
 
     sections = ["# Deep models: mean ± sd over seeds", ""]
-    for title, legend, header, rows in _display_blocks(summary, decimals, headers, cell):
+    for title, legend, header, rows in _display_blocks(summary, "text", cell):
         sections += [f"## {title}", "", legend, "", _markdown_table(header, rows), ""]
     return "\n".join(sections)
 
 
-def summary_latex(
-    summary: pd.DataFrame,
-    decimals: Mapping[str, int] = DISPLAY_DECIMALS,
-    headers: Mapping[str, str] = LATEX_HEADERS,
-) -> str:
+def summary_latex(summary: pd.DataFrame) -> str:
     """The summary as LaTeX: one booktabs ``table`` per dataset and phase (needs ``booktabs``).
 
     Cells read ``$mean \\pm sd$ ($change$)`` as in :func:`summary_markdown`.
@@ -296,7 +250,7 @@ def summary_latex(
         return f"{spread} (${_fixed(change, digits, True)}$)"
 
     tables = ["% Deep models: mean and sd over seeds. Requires \\usepackage{booktabs}.", ""]
-    for title, legend, header, rows in _display_blocks(summary, decimals, headers, cell):
+    for title, legend, header, rows in _display_blocks(summary, "latex", cell):
         header = [_latex_text(text) for text in header[:3]] + header[3:]
         tables += [
             "\\begin{table}[ht]",
@@ -318,22 +272,23 @@ def summary_latex(
 
 def _display_blocks(
     summary: pd.DataFrame,
-    decimals: Mapping[str, int],
-    headers: Mapping[str, str],
+    style: str,
     cell: Callable[[float, float, float, int], str],
 ) -> Iterable[tuple[str, str, list[str], list[list[str]]]]:
-    """(title, legend, header, rows) per dataset and phase, cells rendered by ``cell``."""
+    """(title, legend, header, rows) per dataset and phase, cells rendered by ``cell``, headers
+    in the vocabulary's ``style`` (``scores.label``)."""
     if "baseline_beta" not in summary:
         summary = changes_vs_baseline(summary)
-    # the readable tables show the metrics they have a format for; the CSV has them all
-    metrics = [metric for metric in summary_metrics(summary) if metric in decimals]
+    # the readable tables show the vocabulary's readable columns; the CSV has them all
+    readable = scores.readable_columns(scores.CHOSEN_REPRESENTATIONS)
+    metrics = [metric for metric in readable if metric in set(summary_metrics(summary))]
     for (dataset, phase), block in summary.groupby(["dataset", "phase"], sort=False):
         first = block.iloc[0]
         legend = (
             "Mean ± sd over seeds; in parentheses the change of the mean from the baseline "
             f"β = {first['baseline_beta']:g}, λ = {_lambda_text(first['baseline_lambda'])}."
         )
-        header = ["β", "λ", "seeds", *(headers.get(metric, metric) for metric in metrics)]
+        header = ["β", "λ", "seeds", *(scores.label(metric, style) for metric in metrics)]
         rows = [
             [
                 f"{row['beta']:g}",
@@ -344,7 +299,7 @@ def _display_blocks(
                         row[f"{metric}_mean"],
                         row[f"{metric}_sd"],
                         row[f"{metric}_change"],
-                        decimals.get(metric, 3),
+                        scores.decimals(metric),
                     )
                     for metric in metrics
                 ),

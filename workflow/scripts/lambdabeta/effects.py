@@ -17,18 +17,22 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .aggregate import BASELINE_LAMBDA, DISPLAY_DECIMALS, MARKDOWN_HEADERS, _fixed, _markdown_table
+from . import scores
+from .aggregate import BASELINE_LAMBDA, _fixed, _markdown_table
 from .grid import FINETUNE
 from .statistics import LEVEL, Interval, t_test
 
 EFFECT_METRICS = ("train_bce", "recon_nll", "mig", "sap", "im", "active_latents")
-"""The metrics of the λ effect table: both reconstruction measures, then the disentanglement and
-information measures (of the encoder mean; ``effect_metrics`` adds the sampled ones)."""
+"""The columns every λ effect table has: both reconstruction measures, the paper's scores of
+the encoder mean and the active latents (``effect_metrics`` adds the vocabulary's others)."""
 
 
 def effect_metrics(metrics: pd.DataFrame) -> list[str]:
-    """``EFFECT_METRICS`` and the sampled representation's MIG and I_m where the table has them."""
-    return [*EFFECT_METRICS, *(c for c in ("mig_sampled", "im_sampled") if c in metrics)]
+    """``EFFECT_METRICS``, then every other readable column of the score vocabulary
+    (``lambdabeta.scores.readable_columns``: the other scores, of the mean and the sampled z)
+    that the table has."""
+    others = [c for c in scores.readable_columns() if c not in EFFECT_METRICS and c in metrics]
+    return [*EFFECT_METRICS, *others]
 
 
 class Finetunes:
@@ -143,12 +147,12 @@ def lambda_effects_markdown(effects: pd.DataFrame, columns: Sequence[str] = EFFE
     if effects.empty:
         return "\n".join([*lines, "No finetuned λ > 0 has a λ = 0 run to compare with.", ""])
     for dataset, block in effects.groupby("dataset", sort=False):
-        header = ["β", "λ", "seeds", *(MARKDOWN_HEADERS.get(c, c) for c in columns)]
+        header = ["β", "λ", "seeds", *(scores.label(c) for c in columns)]
         rows = []
         for _, row in block.iterrows():
             cells = []
             for column in columns:
-                digits = DISPLAY_DECIMALS.get(column, 3)
+                digits = scores.decimals(column)
                 low = _fixed(row[f"{column}_ci_low"], digits, True)
                 high = _fixed(row[f"{column}_ci_high"], digits, True)
                 cells.append(f"{_fixed(row[f'{column}_change'], digits, True)} [{low}, {high}]")

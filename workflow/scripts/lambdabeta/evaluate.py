@@ -33,17 +33,24 @@ representation without information about the factors.
 - ``reconstruction_images`` of the test images (the first ones of the permutation's test part)
   are decoded from μ for the reconstruction figure.
 
+Every score is computed by the scoring function of its group (``evaluation.scorers``) on the
+representations its entry in ``lambdabeta.scores`` names, and written under the column the
+vocabulary gives it. Besides MIG, SAP and I_m: DCI on the first ``dci.num_train`` train and
+``dci.num_test`` test images, and the FactorVAE score on images it draws from the whole dataset
+by factor values (``factor_vae``), for the mean and the sampled z, each seeded by the seed's own
+stream so that the models of a seed stay paired.
+
 Only the evaluation images are read from the memory-mapped dataset and moved to the device, so
 an evaluation needs a few hundred MB whatever the size of the dataset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,224 +60,31 @@ from torch import nn
 
 from . import metrics
 from .devices import peak_gpu_mb, select_device
-from .grid import RUN_KEYS
-from .io import atomic_path, write_json
+from .evaluation import scorers
+from .evaluation.passes import (
+    ForwardPass,
+    count_active_latents,
+    forward_pass,
+    gather_rows,
+    load_evaluation_model,
+    reconstruct,
+    sampled_codes,
+    traverse,
+)
+from .evaluation.results import EvaluationResult, ReconstructionSample, Traversals
+from .evaluation.scorers import Codes, Scored
+from .evaluation.settings import EvaluationSettings
+from .evaluation.split import (
+    FACTOR_VAE_NOISE_STREAM,
+    SAMPLED_STREAM,
+    EvaluationSplit,
+    evaluation_stream,
+)
 from .loader import DeviceImages, PreparedDataset, load_prepared
-from .loss import image_nll, kl_per_latent
-from .model import load_model
-from .settings import EvaluationSettings
+from .scores import QUANTITIES, REPRESENTATIONS
 from .training.curve import control_summary, tail_mean
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ReconstructionSample:
-    """Dataset rows ``indices`` (k), their images and reconstructions (uint8 k × H × W × C)."""
-
-    indices: np.ndarray
-    originals: np.ndarray
-    reconstructions: np.ndarray
-
-
-@dataclass(frozen=True)
-class Traversals:
-    """Each latent swept from a test image's μ: ``images`` (m × steps × H × W × C uint8, rows in
-    ``order``, the latents by decreasing KL), the swept ``values``, each latent's ``kl`` and the
-    ``original`` image (dataset row ``index``)."""
-
-    index: int
-    original: np.ndarray
-    values: np.ndarray
-    order: np.ndarray
-    kl: np.ndarray
-    images: np.ndarray
-
-
-@dataclass(frozen=True)
-class EvaluationResult:
-    """Everything one evaluation produces.
-
-    ``metrics`` holds JSON-ready values; ``mi_matrices`` the m × K mutual information (nats)
-    between discretised latents (index ``latent``) and factors (one column per factor name) of
-    each representation.
-    """
-
-    metrics: dict[str, Any]
-    mi_matrices: dict[str, pd.DataFrame]
-    reconstructions: ReconstructionSample
-    traversals: Traversals
-
-    @property
-    def mi_matrix(self) -> pd.DataFrame:
-        """The encoder mean's MI matrix (Fig 8's)."""
-        return self.mi_matrices["mean"]
-
-
-# ---- sampling and encoding ---------------------------------------------------------------------
-
-
-IMAGES_STREAM, SAMPLED_STREAM, NULL_STREAM = 0, 1, 2
-"""Spawn keys, under (evaluation seed, run seed), of the images, the sampled noise, the null."""
-
-
-def evaluation_stream(seed: int, replicate: int, stream: int) -> np.random.SeedSequence:
-    """The seed of one evaluation stream of one seed's runs: ``SeedSequence(seed)`` spawned at
-    (``replicate``, ``stream``). Independent between streams and between replicates."""
-    return np.random.SeedSequence(seed, spawn_key=(replicate, stream))
-
-
-def sample_evaluation_indices(
-    num_images: int, num_train: int, num_test: int, seed: int | np.random.SeedSequence
-) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct dataset rows for training and testing the metrics.
-
-    The first ``num_train + num_test`` entries of ``default_rng(seed).permutation(num_images)``:
-    the first ``num_train`` are the train rows, the next ``num_test`` the test rows. The draw
-    depends only on (num_images, seed, num_train, num_test), never on the model. A dataset with
-    fewer than ``num_train + num_test`` images is an error: choose smaller numbers.
-    """
-    if num_train < 2 or num_test < 1:
-        raise ValueError(
-            f"need num_train ≥ 2 and num_test ≥ 1 evaluation images, got {num_train} and {num_test}"
-        )
-    if num_images < num_train + num_test:
-        raise ValueError(
-            f"the dataset has {num_images} images, fewer than num_train + num_test = "
-            f"{num_train} + {num_test}; lower num_train/num_test in the evaluation settings"
-        )
-    permutation = np.random.default_rng(seed).permutation(num_images)
-    return permutation[:num_train], permutation[num_train : num_train + num_test]
-
-
-@dataclass(frozen=True)
-class _Pass:
-    means: np.ndarray
-    logvars: np.ndarray
-    kl: np.ndarray | None
-    nll: np.ndarray | None
-
-
-def _forward_pass(
-    model: nn.Module,
-    images: DeviceImages,
-    indices: np.ndarray | torch.Tensor,
-    batch_size: int,
-    *,
-    with_kl: bool,
-    with_nll: bool,
-) -> _Pass:
-    """Encoder means and log-variances (N × m), per-image-per-latent KL (N × m) and per-image NLL
-    (N), float64.
-
-    One pass over ``images[indices]`` in batches; ``decode`` runs only when the NLL is asked for.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
-    device = next(model.parameters()).device
-    indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-    means, logvars, kls, nlls = [], [], [], []
-    with torch.inference_mode():
-        for batch_indices in indices.split(batch_size):
-            x = images.batch(batch_indices).to(device)
-            mu, logvar = model.encode(x)
-            means.append(mu.double())
-            logvars.append(logvar.double())
-            if with_kl:
-                kls.append(kl_per_latent(mu.double(), logvar.double()))
-            if with_nll:
-                nlls.append(image_nll(model.decode(mu), x).double())
-    return _Pass(
-        means=torch.cat(means).cpu().numpy(),
-        logvars=torch.cat(logvars).cpu().numpy(),
-        kl=torch.cat(kls).cpu().numpy() if with_kl else None,
-        nll=torch.cat(nlls).cpu().numpy() if with_nll else None,
-    )
-
-
-def encode_means(
-    model: nn.Module, images: DeviceImages, indices: np.ndarray | torch.Tensor, batch_size: int
-) -> np.ndarray:
-    """Encoder means μ(x) of ``images[indices]``, N × m float64, computed in batches."""
-    return _forward_pass(model, images, indices, batch_size, with_kl=False, with_nll=False).means
-
-
-def reconstruction_nll(
-    model: nn.Module, images: DeviceImages, indices: np.ndarray | torch.Tensor, batch_size: int
-) -> float:
-    """Mean per-image Bernoulli negative log-likelihood of the reconstruction from μ (nats).
-
-    ``(1/N) Σ_n Σ_pixels BCE-with-logits(decode(μ(x_n)), x_n)``; images in [0, 1] that are not
-    binary give the cross-entropy, as in training.
-    """
-    return float(
-        _forward_pass(model, images, indices, batch_size, with_kl=False, with_nll=True).nll.mean()
-    )
-
-
-def mean_kl_per_latent(
-    model: nn.Module, images: DeviceImages, indices: np.ndarray | torch.Tensor, batch_size: int
-) -> np.ndarray:
-    """Mean over ``images[indices]`` of each latent's KL(q(z_j|x) ‖ N(0, 1)) (nats), length m.
-
-    ``KL_j = (1/N) Σ_n ½(μ_nj² + σ_nj² − 1 − log σ_nj²)``.
-    """
-    return _forward_pass(model, images, indices, batch_size, with_kl=True, with_nll=False).kl.mean(
-        axis=0
-    )
-
-
-def count_active_latents(kl: np.ndarray, threshold: float = 0.01) -> int:
-    """Number of latents whose mean KL exceeds ``threshold`` nats (the others are collapsed)."""
-    return int(np.count_nonzero(np.asarray(kl) > threshold))
-
-
-def reconstruct(
-    model: nn.Module, images: DeviceImages, indices: np.ndarray | torch.Tensor
-) -> np.ndarray:
-    """Decoder means of ``images[indices]`` from μ as uint8 k × H × W × C: round(255·σ(logits))."""
-    device = next(model.parameters()).device
-    indices = torch.as_tensor(np.asarray(indices), dtype=torch.long)
-    with torch.inference_mode():
-        mu, _ = model.encode(images.batch(indices).to(device))
-        pixels = torch.sigmoid(model.decode(mu).float()).mul(255.0).round()
-    return pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-
-
-def sampled_codes(
-    means: np.ndarray, logvars: np.ndarray, seed: int | np.random.SeedSequence
-) -> np.ndarray:
-    """One draw z = μ + exp(½ log σ²)·ε per image and latent (N × m, float64), ε ~ N(0, 1) from
-    the stream ``seed`` (:func:`evaluation_stream`), so every model of a seed is scored on the
-    same noise."""
-    noise = np.random.default_rng(seed)
-    return means + np.exp(0.5 * logvars) * noise.standard_normal(means.shape)
-
-
-def traverse(
-    model: nn.Module,
-    images: DeviceImages,
-    position: int,
-    kl: np.ndarray,
-    steps: int,
-    span: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Decoder means (uint8, latents × steps × H × W × C) of image ``position``'s μ with each
-    latent in turn set to ``steps`` values evenly over [−span, span]; latents by decreasing KL.
-    Returns (the values, the latents' order, the images)."""
-    device = next(model.parameters()).device
-    values = np.linspace(-span, span, steps)
-    order = np.argsort(-np.asarray(kl), kind="stable")
-    with torch.inference_mode():
-        mu, _ = model.encode(images.batch(torch.tensor([position])).to(device))
-        codes = mu.repeat(len(order) * steps, 1)
-        rows = torch.arange(len(order) * steps, device=device)
-        latents = torch.as_tensor(np.repeat(order, steps), device=device)
-        swept = torch.as_tensor(np.tile(values, len(order)), dtype=codes.dtype, device=device)
-        codes[rows, latents] = swept
-        pixels = torch.sigmoid(model.decode(codes).float()).mul(255.0).round()
-    decoded = pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return values, order, decoded.reshape(len(order), steps, *decoded.shape[1:])
 
 
 # ---- training curve ----------------------------------------------------------------------------
@@ -300,8 +114,8 @@ def evaluate_checkpoint(
 
     ``settings.device`` is "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N",
     resolved by ``devices.select_device`` (which shares the GPUs of a workstation among
-    ``jobs_per_gpu`` concurrent jobs each); ``threads`` is the number of SAP classifier fits run
-    at once.
+    ``jobs_per_gpu`` concurrent jobs each); ``threads`` is the number of classifier fits (SAP's,
+    DCI's) run at once.
     """
     start = time.perf_counter()
     if not isinstance(settings, EvaluationSettings):
@@ -311,7 +125,7 @@ def evaluate_checkpoint(
     control = control_summary(curve_csv)
     model = load_evaluation_model(model_path, device)
     dataset = load_prepared(dataset_dir)
-    split = _EvaluationSplit.draw(dataset, settings, device, replicate)
+    split = EvaluationSplit.draw(dataset, settings, device, replicate)
     logger.info(
         "evaluating %s on %d + %d images of %s (%s)",
         model_path,
@@ -322,35 +136,21 @@ def evaluate_checkpoint(
     )
     forward, reconstructions = _encode_and_reconstruct(model, dataset, split, settings)
     kl = forward.kl.mean(axis=0)
-    active = kl > settings.active_kl_threshold
-    codes = {"mean": forward.means}
-    if "sampled" in settings.representations:
-        noise = evaluation_stream(settings.seed, replicate, SAMPLED_STREAM)
-        codes["sampled"] = sampled_codes(forward.means, forward.logvars, noise)
-    shuffles = evaluation_stream(settings.seed, replicate, NULL_STREAM)
-    scores = {
-        name: _score_representation(values, dataset, split, settings, threads, shuffles)
-        for name, values in codes.items()
-    }
-    held = np.where(active, forward.means, 0.0)  # the inactive latents held constant
-    known = (scores["mean"]["sap_scores"], active)
-    scores["active"] = _score_representation(
-        held, dataset, split, settings, threads, known_sap=known
-    )
+    scored = _score_representations(model, dataset, split, forward, settings, threads, replicate)
     position = int(split.test[0])
     values, order, decoded = traverse(
         model, split.images, position, kl, settings.traversal_steps, settings.traversal_range
     )
     traversals = Traversals(
         index=int(split.rows[position]),
-        original=_gather_rows(dataset.images, split.rows[[position]])[0],
+        original=gather_rows(dataset.images, split.rows[[position]])[0],
         values=values,
         order=order,
         kl=kl,
         images=decoded,
     )
     results = _record(
-        settings, dataset, forward, scores, train_bce, device, time.perf_counter() - start
+        settings, dataset, forward, scored, train_bce, device, time.perf_counter() - start
     )
     results |= control
     logger.info(
@@ -363,11 +163,12 @@ def evaluate_checkpoint(
     )
     mi_matrices = {
         name: pd.DataFrame(
-            scores[name]["mutual_information"],
-            index=pd.RangeIndex(scores[name]["mutual_information"].shape[0], name="latent"),
+            groups["paper"].arrays["mutual_information"],
+            index=pd.RangeIndex(forward.means.shape[1], name="latent"),
             columns=list(dataset.factor_names),
         )
-        for name in codes
+        for name, groups in scored.items()
+        if name in settings.representations
     }
     return EvaluationResult(
         metrics=results,
@@ -377,38 +178,90 @@ def evaluate_checkpoint(
     )
 
 
+def _score_representations(
+    model: nn.Module,
+    dataset: PreparedDataset,
+    split: EvaluationSplit,
+    forward: ForwardPass,
+    settings: EvaluationSettings,
+    threads: int,
+    replicate: int,
+) -> dict[str, dict[str, Scored]]:
+    """Every scoring function of ``evaluation.scorers`` on each representation, by
+    representation and group: the mean, the sampled z (when asked for) and the mean with the
+    inactive latents held constant (from the mean's fits)."""
+
+    def seed(stream: int) -> np.random.SeedSequence:
+        return evaluation_stream(settings.seed, replicate, stream)
+
+    def encoder(sampled: bool) -> Callable[[np.ndarray], np.ndarray]:
+        noise = np.random.default_rng(seed(FACTOR_VAE_NOISE_STREAM))
+
+        def encode(images: np.ndarray) -> np.ndarray:
+            batch = DeviceImages(
+                images, device=split.images.device, channels_last=split.images.channels_last
+            )
+            passed = forward_pass(
+                model, batch, np.arange(len(images)), settings.batch_size, with_kl=False,
+                with_nll=False,
+            )  # fmt: skip
+            if not sampled:
+                return passed.means
+            return passed.means + np.exp(0.5 * passed.logvars) * noise.standard_normal(
+                passed.means.shape
+            )
+
+        return encode
+
+    values = {"mean": forward.means}
+    if "sampled" in settings.representations:
+        values["sampled"] = sampled_codes(forward.means, forward.logvars, seed(SAMPLED_STREAM))
+    common = {"dataset": dataset, "split": split, "settings": settings, "threads": threads}
+    scored = {
+        name: scorers.score(
+            Codes(name, codes, seed=seed, encode=encoder(name == "sampled"), **common)
+        )
+        for name, codes in values.items()
+    }
+    active = forward.kl.mean(axis=0) > settings.active_kl_threshold
+    held = np.where(active, forward.means, 0.0)  # the inactive latents held constant
+    scored["active"] = scorers.score(
+        Codes("active", held, seed=seed, mean=scored["mean"]["paper"], active=active, **common)
+    )
+    return scored
+
+
 def _record(
     settings: EvaluationSettings,
     dataset: PreparedDataset,
-    forward: _Pass,
-    scores: dict[str, dict[str, Any]],
+    forward: ForwardPass,
+    scored: dict[str, dict[str, Scored]],
     train_bce: float,
     device: torch.device,
     seconds: float,
 ) -> dict[str, Any]:
-    """``metrics.json``'s values (JSON-ready): the scores of each representation (the mean's
-    unsuffixed, the others with ``_sampled``, ``_active``), the reconstruction measures, the
-    latents' statistics, the estimator's bias and how the model was evaluated."""
+    """``metrics.json``'s values (JSON-ready): each representation's scores under their columns
+    (``lambdabeta.scores``: the mean's unsuffixed, the others with ``_sampled``, ``_active``),
+    with their per-factor values, nulls and details, the reconstruction measures, the latents'
+    statistics, the estimator's bias and how the model was evaluated."""
     kl = forward.kl.mean(axis=0)
-    entropies = scores["mean"]["factor_entropies"]
+    entropies = scored["mean"]["paper"].arrays["factor_entropies"]
     bias = metrics.plug_in_bias(
         settings.num_bins, np.asarray(dataset.factor_sizes), settings.num_train
     )
     record: dict[str, Any] = {}
-    for name, score in scores.items():
-        suffix = "" if name == "mean" else f"_{name}"
-        record |= {
-            f"mig{suffix}": score["mig"],
-            f"sap{suffix}": score["sap"],
-            f"im{suffix}": score["im"],
-            f"mig_per_factor{suffix}": score["mig_per_factor"].tolist(),
-            f"sap_per_factor{suffix}": score["sap_per_factor"].tolist(),
-        }
-        for metric, values in score["null"].items():
-            record |= {
-                f"{metric}{suffix}_null_mean": float(np.mean(values)),
-                f"{metric}{suffix}_null_upper": metrics.null_upper_point(values),
-            }
+    for representation, groups in scored.items():
+        suffix = REPRESENTATIONS[representation].suffix
+        for found in groups.values():
+            for name, value in found.values.items():
+                record[QUANTITIES[name].column(representation)] = value
+            for name, values in found.per_factor.items():
+                record[f"{name}_per_factor{suffix}"] = values.tolist()
+            for name, draws in found.null.items():
+                mean_column, upper_column = QUANTITIES[name].null_columns(representation)
+                record[mean_column] = float(np.mean(draws))
+                record[upper_column] = metrics.null_upper_point(draws)
+            record |= {f"{name}{suffix}": value for name, value in found.details.items()}
     informative = entropies > 0
     return record | {
         "recon_nll": float(forward.nll.mean()),
@@ -435,6 +288,10 @@ def _record(
         "im_max": float(entropies.sum()),
         "latent_dim": int(forward.means.shape[1]),
         "sap_c": settings.sap_c,
+        "dci_sample": list(settings.dci_sample) if settings.dci.enabled else None,
+        "factor_vae_sample": dataclasses.asdict(settings.factor_vae_sample)
+        if settings.factor_vae.enabled
+        else None,
         "active_kl_threshold": settings.active_kl_threshold,
         "evaluation_seed": settings.seed,
         "device": str(device),
@@ -443,49 +300,16 @@ def _record(
     }
 
 
-@dataclass(frozen=True)
-class _EvaluationSplit:
-    """The evaluation images on the device: dataset rows ``rows`` (train rows first), and the
-    positions of the train and test rows within them."""
-
-    rows: np.ndarray
-    images: DeviceImages
-    train: np.ndarray
-    test: np.ndarray
-
-    @classmethod
-    def draw(
-        cls,
-        dataset: PreparedDataset,
-        settings: EvaluationSettings,
-        device: torch.device,
-        replicate: int,
-    ) -> _EvaluationSplit:
-        train_rows, test_rows = sample_evaluation_indices(
-            len(dataset),
-            settings.num_train,
-            settings.num_test,
-            evaluation_stream(settings.seed, replicate, IMAGES_STREAM),
-        )
-        rows = np.concatenate([train_rows, test_rows])
-        return cls(
-            rows=rows,
-            images=evaluation_images(dataset.images, rows, device),
-            train=np.arange(settings.num_train),
-            test=np.arange(settings.num_train, len(rows)),
-        )
-
-
 def _encode_and_reconstruct(
     model: nn.Module,
     dataset: PreparedDataset,
-    split: _EvaluationSplit,
+    split: EvaluationSplit,
     settings: EvaluationSettings,
-) -> tuple[_Pass, ReconstructionSample]:
+) -> tuple[ForwardPass, ReconstructionSample]:
     """Means and KL of every evaluation image, the NLL of the first ``nll_images`` test images,
     and the figure's reconstructions."""
     tick = time.perf_counter()
-    forward = _forward_pass(
+    forward = forward_pass(
         model,
         split.images,
         np.arange(len(split.rows)),
@@ -493,7 +317,7 @@ def _encode_and_reconstruct(
         with_kl=True,
         with_nll=False,
     )
-    nll = _forward_pass(
+    nll = forward_pass(
         model,
         split.images,
         split.test[: settings.nll_count],
@@ -501,159 +325,12 @@ def _encode_and_reconstruct(
         with_kl=False,
         with_nll=True,
     ).nll
-    forward = _Pass(means=forward.means, logvars=forward.logvars, kl=forward.kl, nll=nll)
+    forward = ForwardPass(means=forward.means, logvars=forward.logvars, kl=forward.kl, nll=nll)
     shown = split.test[: settings.reconstruction_images]
     reconstructions = ReconstructionSample(
         indices=split.rows[shown],
-        originals=_gather_rows(dataset.images, split.rows[shown]),
+        originals=gather_rows(dataset.images, split.rows[shown]),
         reconstructions=reconstruct(model, split.images, shown),
     )
     logger.info("encoded and decoded in %.1f s", time.perf_counter() - tick)
     return forward, reconstructions
-
-
-def _score_representation(
-    codes: np.ndarray,
-    dataset: PreparedDataset,
-    split: _EvaluationSplit,
-    settings: EvaluationSettings,
-    threads: int,
-    shuffles: np.random.SeedSequence | None = None,
-    known_sap: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict[str, Any]:
-    """MIG, SAP and I_m of ``codes`` (N × m), with the per-factor values they come from.
-
-    ``shuffles`` seeds the permutation null (none without it). ``known_sap`` = (accuracies,
-    kept): SAP accuracies already fitted on these codes' columns where ``kept``; the other
-    columns are constant here, and one classifier per factor on a constant feature gives their
-    accuracy.
-    """
-    tick = time.perf_counter()
-    train_codes, test_codes = codes[split.train], codes[split.test]
-    train_factors = dataset.factors[split.rows[split.train]]
-    test_factors = dataset.factors[split.rows[split.test]]
-    mutual_information = metrics.discrete_mutual_information(
-        train_codes, train_factors, settings.num_bins
-    )
-    factor_entropies = metrics.discrete_entropy(train_factors)
-    mig_per_factor = metrics.mig_per_factor(mutual_information, factor_entropies)
-    logger.info("mutual information in %.1f s", time.perf_counter() - tick)
-
-    tick = time.perf_counter()
-    null: dict[str, np.ndarray] = {}
-    if known_sap is None:
-        predictions = metrics.sap_predictions(
-            train_codes, train_factors, test_codes, test_factors, C=settings.sap_c, n_jobs=threads
-        )
-        sap_scores = metrics.sap_accuracies(predictions, test_factors)
-        if settings.null_shuffles and shuffles is not None:
-            null = metrics.permutation_null(
-                metrics.discretize(train_codes, settings.num_bins),
-                train_factors,
-                predictions,
-                test_factors,
-                settings.null_shuffles,
-                shuffles,
-            )
-    else:
-        accuracies, kept = known_sap
-        zeros = np.zeros((len(train_codes), 1)), np.zeros((len(test_codes), 1))
-        constant = metrics.sap_matrix(
-            zeros[0], train_factors, zeros[1], test_factors, C=settings.sap_c, n_jobs=threads
-        )
-        sap_scores = np.where(kept[:, None], accuracies, constant)
-    sap_per_factor = metrics.top_two_gap(sap_scores)
-    logger.info("SAP classifiers in %.1f s", time.perf_counter() - tick)
-    return {
-        "mig": float(mig_per_factor.mean()),
-        "sap": float(sap_per_factor.mean()),
-        "im": metrics.matched_information(mutual_information),
-        "mutual_information": mutual_information,
-        "factor_entropies": factor_entropies,
-        "mig_per_factor": mig_per_factor,
-        "sap_per_factor": sap_per_factor,
-        "sap_scores": sap_scores,
-        "null": null,
-    }
-
-
-def load_evaluation_model(model_path: str | os.PathLike, device: torch.device) -> nn.Module:
-    """The saved model in eval mode on ``device``; channels-last on the CPU.
-
-    oneDNN's CPU convolutions run about 1.5× faster on channels-last tensors (and allocate far
-    less per batch); results agree with the default layout up to float rounding.
-    """
-    model, _ = load_model(model_path, device=device)
-    if device.type == "cpu":
-        model = model.to(memory_format=torch.channels_last)
-    return model.eval()
-
-
-def evaluation_images(images: np.ndarray, rows: np.ndarray, device: torch.device) -> DeviceImages:
-    """``images[rows]`` (uint8 N × H × W × C, e.g. a memory map) on ``device``, in row order.
-
-    The rows are read from ``images`` in increasing order, which a memory-mapped file serves
-    fastest; batches come out channels-last on the CPU (see ``load_evaluation_model``).
-    """
-    return DeviceImages(
-        _gather_rows(images, rows), device=device, channels_last=device.type == "cpu"
-    )
-
-
-# ---- writers -----------------------------------------------------------------------------------
-
-
-def write_evaluation(
-    result: EvaluationResult,
-    *,
-    metrics_path: str | os.PathLike,
-    mi_matrix_path: str | os.PathLike,
-    reconstructions_path: str | os.PathLike,
-    traversals_path: str | os.PathLike,
-    mi_matrix_sampled_path: str | os.PathLike | None = None,
-    run: Mapping[str, Any] | None = None,
-) -> None:
-    """Write ``metrics.json`` (run keys first), ``mi_matrix.csv`` (the mean's),
-    ``mi_matrix_sampled.csv`` (when the sampled representation was scored and a path is given),
-    ``reconstructions.npz`` and ``traversals.npz``.
-
-    ``run`` identifies the model (``RUN_KEYS``: dataset, phase, beta, lambda, seed). Every file
-    is written atomically.
-    """
-    record: dict[str, Any] = {}
-    if run is not None:
-        missing = [key for key in RUN_KEYS if key not in run]
-        if missing:
-            raise ValueError(f"run description lacks key(s) {missing} (expected {list(RUN_KEYS)})")
-        record.update({key: run[key] for key in RUN_KEYS})
-    clashes = sorted(set(record) & set(result.metrics))
-    if clashes:
-        raise ValueError(f"run keys {clashes} collide with metric names")
-    record.update(result.metrics)
-    write_json(metrics_path, record)
-    matrices = {"mean": mi_matrix_path, "sampled": mi_matrix_sampled_path}
-    for name, path in matrices.items():
-        if path is not None:
-            with atomic_path(path) as tmp:
-                result.mi_matrices[name].to_csv(tmp, index=True, index_label="latent")
-    sample = result.reconstructions
-    _write_npz(reconstructions_path, originals=sample.originals,
-               reconstructions=sample.reconstructions, indices=sample.indices)  # fmt: skip
-    traversals = result.traversals
-    _write_npz(traversals_path, index=traversals.index, original=traversals.original,
-               values=traversals.values, order=traversals.order, kl=traversals.kl,
-               images=traversals.images)  # fmt: skip
-
-
-def _write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """The arrays, compressed, written whole or not at all."""
-    with atomic_path(path, suffix=".npz") as tmp:
-        np.savez_compressed(tmp, **arrays)
-
-
-def _gather_rows(array: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """``array[rows]`` read in increasing row order, which a memory-mapped file serves fastest."""
-    order = np.argsort(rows)
-    gathered = np.empty((rows.size, *array.shape[1:]), dtype=array.dtype)
-    gathered[order] = array[rows[order]]
-    return gathered

@@ -1,4 +1,6 @@
-"""Typed, validated settings of the deep stages (training and evaluation), built from the config.
+"""Typed, validated settings of the deep stages, built from the config: training here, evaluation
+in ``lambdabeta.evaluation.settings``, and ``DeepSettings``, what the rules put in ``params``
+(what every settings class shares is ``lambdabeta.setting_checks``).
 
 Each settings class splits its fields into two kinds:
 
@@ -16,14 +18,21 @@ the defaults of the classes here are the same values, held equal by a test.
 from __future__ import annotations
 
 import dataclasses
-import math
-import numbers
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from .evaluation.settings import EvaluationSettings
 from .grid import PHASES, Run
+from .setting_checks import (
+    SettingError,
+    Settings,
+    boolean_setting,
+    check_device_spec,
+    integer_setting,
+    is_number,
+    number_setting,
+)
 
 # This module and .grid use the standard library only: the workflow definition imports them in
 # the Snakemake process, whose environment need not have the project's dependencies.
@@ -34,116 +43,11 @@ CONTROLLER_KEYS = (
     *("ramp_steps", "averaging"),
 )
 """The settings of an adaptive λ's controller (``lambdabeta.control.ControllerSettings``)."""
-REPRESENTATIONS = ("mean", "sampled")
-"""What a deep model's metrics score: the encoder mean μ (the paper's deep figures, the authors'
-deep code, disentanglement_lib's ``mean``) or one draw z = μ + σ·ε per image (the theory's X)."""
-
-DEVICE_SPEC = re.compile(r"auto|cpu|cuda(:\d+)?")
-"""Accepted device specifications: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
-
-
-class SettingError(ValueError):
-    """A setting's value breaks its rule; ``field`` names the setting (a field of the settings
-    class), so that the workflow can name the config key it came from."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-
-
-def check_device_spec(spec: str) -> str:
-    """Return ``spec`` if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; raise otherwise."""
-    if not isinstance(spec, str) or DEVICE_SPEC.fullmatch(spec) is None:
-        raise SettingError(
-            "device", f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {spec!r}"
-        )
-    return spec
-
-
-# ---- validation helpers --------------------------------------------------------------------
-
-
-def _is_number(value: Any) -> bool:
-    # numpy's integer and floating types register as numbers.Real
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _integer(name: str, value: Any, minimum: int) -> int:
-    if not _is_number(value) or int(value) != value or value < minimum:
-        raise SettingError(name, f"{name} must be an integer ≥ {minimum}, got {value!r}")
-    return int(value)
-
-
-def _number(name: str, value: Any, minimum: float, *, strict: bool = False) -> float:
-    if (
-        not _is_number(value)
-        or not math.isfinite(value)
-        or value < minimum
-        or (strict and value == minimum)
-    ):
-        bound = ">" if strict else "≥"
-        raise SettingError(name, f"{name} must be a finite number {bound} {minimum}, got {value!r}")
-    return float(value)
-
-
-def _boolean(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise SettingError(name, f"{name} must be true or false, got {value!r}")
-    return value
-
-
-class _Settings:
-    """Shared behaviour: construction from a mapping, and the science/logistics views."""
-
-    SCIENCE: ClassVar[tuple[str, ...]]
-    LOGISTICS: ClassVar[tuple[str, ...]]
-
-    def _set(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]):
-        """Settings from a mapping whose keys are field names; unknown keys and missing
-        required keys are errors that name them."""
-        fields = dataclasses.fields(cls)
-        unknown = sorted(set(values) - {field.name for field in fields})
-        if unknown:
-            raise ValueError(
-                f"unknown {cls.__name__} keys {unknown}; known: {sorted(f.name for f in fields)}"
-            )
-        required = [
-            f.name
-            for f in fields
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        ]
-        missing = [name for name in required if name not in values]
-        if missing:
-            raise ValueError(f"{cls.__name__} lack {missing}")
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-Python (JSON-ready) view of every field."""
-        return {
-            name: list(value) if isinstance(value, tuple) else value
-            for name, value in dataclasses.asdict(self).items()
-        }
-
-    def science(self) -> dict[str, Any]:
-        """The fields that change results (see the module docstring)."""
-        values = self.to_dict()
-        return {name: values[name] for name in self.SCIENCE}
-
-    def logistics(self) -> dict[str, Any]:
-        """The fields that only change how the job runs."""
-        values = self.to_dict()
-        return {name: values[name] for name in self.LOGISTICS}
-
-
 # ---- training ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class TrainSettings(_Settings):
+class TrainSettings(Settings):
     """Everything that defines one training phase: the keys of config ``deep.train`` (with
     ``steps`` for stabilize_steps/finetune_steps), ``deep.latent_dim``, and the run's β, λ, seed,
     phase and name."""
@@ -201,20 +105,20 @@ class TrainSettings(_Settings):
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "checkpoint_every", "log_every", "latent_dim"):
-            self._set(name, _integer(name, getattr(self, name), minimum=1))
-        self._set("threads", _integer("threads", self.threads, minimum=1))
-        self._set("seed", _integer("seed", self.seed, minimum=0))
+            self._set(name, integer_setting(name, getattr(self, name), minimum=1))
+        self._set("threads", integer_setting("threads", self.threads, minimum=1))
+        self._set("seed", integer_setting("seed", self.seed, minimum=0))
         for name in ("beta", "lam", "lr"):
-            self._set(name, _number(name, getattr(self, name), minimum=0.0))
-        self._set("adam_eps", _number("adam_eps", self.adam_eps, minimum=0.0, strict=True))
+            self._set(name, number_setting(name, getattr(self, name), minimum=0.0))
+        self._set("adam_eps", number_setting("adam_eps", self.adam_eps, minimum=0.0, strict=True))
         betas = tuple(self.adam_betas) if isinstance(self.adam_betas, list | tuple) else ()
-        if len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
+        if len(betas) != 2 or not all(is_number(b) and 0.0 <= b < 1.0 for b in betas):
             raise SettingError(
                 "adam_betas", f"adam_betas must be two numbers in [0, 1), got {self.adam_betas!r}"
             )
         self._set("adam_betas", (float(betas[0]), float(betas[1])))
         for name in ("tf32", "compile", "channels_last", "cuda_graphs"):
-            _boolean(name, getattr(self, name))
+            boolean_setting(name, getattr(self, name))
         check_device_spec(self.device)
         if self.precision not in PRECISIONS:
             raise SettingError(
@@ -269,112 +173,6 @@ _NOT_TRAIN_KEYS = (
 )
 _TRAIN_CONFIG_SCIENCE = tuple(k for k in TrainSettings.SCIENCE if k not in _NOT_TRAIN_KEYS)
 _TRAIN_CONFIG_LOGISTICS = tuple(k for k in TrainSettings.LOGISTICS if k not in _NOT_TRAIN_KEYS)
-
-
-# ---- evaluation ----------------------------------------------------------------------------
-
-
-MIN_NULL_SHUFFLES = 19
-"""The fewest shuffles of a permutation null with an upper 95 % point (``metrics``)."""
-
-
-@dataclass(frozen=True)
-class EvaluationSettings(_Settings):
-    """How a checkpoint is evaluated: config ``deep.evaluate`` plus the device
-    (``deep.train.device``). See ``lambdabeta.evaluate`` for what each number means."""
-
-    num_train: int = 10000
-    num_test: int = 5000
-    num_bins: int = 20
-    sap_c: float = 0.01
-    batch_size: int = 1000
-    bce_window: int = 5000
-    active_kl_threshold: float = 0.01
-    reconstruction_images: int = 8
-    nll_images: int | None = None
-    seed: int = 0
-    representations: tuple[str, ...] = REPRESENTATIONS
-    null_shuffles: int = 19
-    traversal_steps: int = 7
-    traversal_range: float = 3.0
-    device: str = "auto"
-
-    SCIENCE: ClassVar[tuple[str, ...]] = (
-        "num_train",
-        "num_test",
-        "num_bins",
-        "sap_c",
-        "bce_window",
-        "active_kl_threshold",
-        "reconstruction_images",
-        "nll_images",
-        "seed",
-        "representations",
-        "null_shuffles",
-        "traversal_steps",
-        "traversal_range",
-    )
-    LOGISTICS: ClassVar[tuple[str, ...]] = ("batch_size", "device")
-
-    def __post_init__(self) -> None:
-        for name, minimum in (("num_train", 2), ("num_test", 1), ("num_bins", 2)):
-            self._set(name, _integer(name, getattr(self, name), minimum=minimum))
-        for name in ("batch_size", "bce_window"):
-            self._set(name, _integer(name, getattr(self, name), minimum=1))
-        self._set("seed", _integer("seed", self.seed, minimum=0))
-        self._set("sap_c", _number("sap_c", self.sap_c, minimum=0.0, strict=True))
-        threshold = _number("active_kl_threshold", self.active_kl_threshold, minimum=0.0)
-        self._set("active_kl_threshold", threshold)
-        images = _integer("reconstruction_images", self.reconstruction_images, minimum=0)
-        if images > self.num_test:
-            raise SettingError(
-                "reconstruction_images",
-                f"reconstruction_images must be between 0 and num_test = {self.num_test}, "
-                f"got {images}",
-            )
-        self._set("reconstruction_images", images)
-        if self.nll_images is not None:
-            nll_images = _integer("nll_images", self.nll_images, minimum=1)
-            if nll_images > self.num_test:
-                raise SettingError(
-                    "nll_images",
-                    f"nll_images must be at most num_test = {self.num_test} (the NLL is measured "
-                    f"on test images), got {nll_images}",
-                )
-            self._set("nll_images", nll_images)
-        check_device_spec(self.device)
-        representations = tuple(self.representations)
-        unknown = sorted(set(representations) - set(REPRESENTATIONS))
-        if (
-            unknown
-            or "mean" not in representations
-            or len(set(representations)) != len(representations)
-        ):
-            raise SettingError(
-                "representations",
-                f"representations must list distinct entries of {REPRESENTATIONS} including "
-                "'mean' (the paper's convention, which the figures draw), got "
-                f"{self.representations!r}",
-            )
-        self._set("representations", representations)
-        shuffles = _integer("null_shuffles", self.null_shuffles, minimum=0)
-        if 0 < shuffles < MIN_NULL_SHUFFLES:
-            raise SettingError(
-                "null_shuffles",
-                f"null_shuffles must be 0 (no permutation null) or at least {MIN_NULL_SHUFFLES} "
-                f"(an upper 95 % point needs them), got {shuffles}",
-            )
-        self._set("null_shuffles", shuffles)
-        self._set("traversal_steps", _integer("traversal_steps", self.traversal_steps, minimum=2))
-        self._set(
-            "traversal_range",
-            _number("traversal_range", self.traversal_range, minimum=0.0, strict=True),
-        )
-
-    @property
-    def nll_count(self) -> int:
-        """How many test images the reconstruction NLL is measured on (all by default)."""
-        return self.num_test if self.nll_images is None else self.nll_images
 
 
 def run_science(run: Run) -> dict[str, Any]:

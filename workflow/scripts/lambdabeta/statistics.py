@@ -1,5 +1,7 @@
 """Seed-level tests behind the verdicts: Student t, exact sign-flip and jackknife tests, their
-combination over several parts (intersection-union, Bonferroni), exact binomial intervals.
+combination over several parts (intersection-union, Bonferroni) and the verdict rules. The
+sign-flip test's randomization distribution lives in :mod:`lambdabeta.sign_flip`, the exact
+binomial interval of the linear study in :mod:`lambdabeta.binomial`.
 
 **A verdict is a pair of one-sided tests.** A claim says an effect lies above (or below) a
 threshold. Its :class:`Evidence` holds two p-values: ``p_claim`` tests the null "the claim is
@@ -27,7 +29,7 @@ false" (effect ≤ threshold for "above"), ``p_contrary`` the null "the claim ho
 - :func:`sign_flip_test`, Fisher's randomization test of the mean: under the null the n
   differences d_i = x_i − c are symmetric about 0, so each of the 2ⁿ sign patterns of the |d_i|
   is equally likely; p = #{patterns whose sum ≥ Σ d_i} / 2ⁿ, exact by enumeration (a seeded
-  Monte Carlo sample of patterns above ``EXACT_SIGN_FLIP`` units). Free of the normal
+  Monte Carlo sample of patterns above ``sign_flip.EXACT_SIGN_FLIP`` units). Free of the normal
   assumption; its smallest p is 2⁻ⁿ, so α = 2.5 % needs n ≥ 6. The interval inverts the test.
 - :func:`jackknife_t_test`, for a smooth statistic of several means (a ratio of means, say):
   the statistic θ̂ of all n units, its jackknife standard error
@@ -52,20 +54,18 @@ Bonferroni on the claim's side, intersection-union on the contrary. Each keeps a
 ``reproduced`` at most α whatever the configuration of the parts; nested combinations
 (every β: some λ: NLL and MIG) compose their p-values the same way. The interval reported for a
 combination is its deciding part's, at the level that part was judged at (α/k under Bonferroni).
-
-The exact binomial interval (:func:`clopper_pearson`) stays for the linear study, whose claims
-are statements about every restart.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import special
+
+from .sign_flip import invert, sign_flip_p, sign_patterns
 
 LEVEL = 0.025
 """α: the one-sided level of every test, the rate of false verdicts each side allows."""
@@ -80,11 +80,6 @@ VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_RUN)
 
 ABOVE, BELOW = "above", "below"
 """The side of the threshold a claim puts its effect on."""
-
-EXACT_SIGN_FLIP = 20
-"""Up to this many units the sign-flip test enumerates all 2ⁿ patterns; above, it samples."""
-SIGN_FLIP_DRAWS = 1 << 16
-SIGN_FLIP_SEED = 0
 
 PAIRED_TESTS = ("t", "sign_flip")
 """The procedures a claim on a mean of seed-level values can use (``claims.paired_test``)."""
@@ -201,27 +196,6 @@ def t_test(
     return Evidence(interval(alpha), p_claim, p_contrary, 0.0, "t", at=interval)
 
 
-def _sign_patterns(n: int) -> np.ndarray:
-    """All 2ⁿ sign vectors (n ≤ ``EXACT_SIGN_FLIP``), or a seeded sample of them with the
-    identity first, as a (patterns, n) array of ±1."""
-    if n <= EXACT_SIGN_FLIP:
-        return np.array(list(itertools.product((1.0, -1.0), repeat=n)))
-    rng = np.random.default_rng(SIGN_FLIP_SEED)
-    drawn = rng.choice((1.0, -1.0), size=(SIGN_FLIP_DRAWS, n))
-    return np.vstack([np.ones((1, n)), drawn])
-
-
-def _sign_flip_p(differences: np.ndarray, patterns: np.ndarray) -> tuple[float, float]:
-    """P(sum ≥ observed) and P(sum ≤ observed) over the sign patterns of |differences|."""
-    sums = patterns @ np.abs(differences)
-    observed = differences.sum()
-    # a relative tolerance keeps patterns equal to the observed one (up to rounding) in the count
-    tolerance = 1e-12 * max(1.0, float(np.abs(differences).sum()))
-    return float(np.mean(sums >= observed - tolerance)), float(
-        np.mean(sums <= observed + tolerance)
-    )
-
-
 def sign_flip_test(
     values: np.ndarray | Sequence[float],
     threshold: float = 0.0,
@@ -236,47 +210,19 @@ def sign_flip_test(
     n = x.size
     if n < 1:
         return no_evidence(0, "sign-flip")
-    patterns = _sign_patterns(n)
-    p_greater, p_less = _sign_flip_p(x - threshold, patterns)
+    patterns = sign_patterns(n)
+    p_greater, p_less = sign_flip_p(x - threshold, patterns)
     p_claim, p_contrary = _oriented(p_greater, p_less, side)
     if np.all(x == threshold):
         p_claim, p_contrary = 1.0, 0.0  # nothing changed: refutes a strict claim
     floor = 1.0 / len(patterns)
 
     def interval(level: float) -> Interval:
-        low = _invert(lambda c: _sign_flip_p(x - c, patterns)[0], x, level, floor, lower=True)
-        high = _invert(lambda c: _sign_flip_p(x - c, patterns)[1], x, level, floor, lower=False)
+        low = invert(lambda c: sign_flip_p(x - c, patterns)[0], x, level, floor, lower=True)
+        high = invert(lambda c: sign_flip_p(x - c, patterns)[1], x, level, floor, lower=False)
         return Interval(float(x.mean()), low, high, n)
 
     return Evidence(interval(alpha), p_claim, p_contrary, floor, "sign-flip", at=interval)
-
-
-def _invert(
-    p_of: Callable[[float], float], x: np.ndarray, level: float, floor: float, lower: bool
-) -> float:
-    """The threshold where the one-sided p-value ``p_of(c)`` crosses ``level``: the lower bound
-    of the interval from the test of "greater" (its p falls as c falls, to ``floor`` below
-    min x), the upper bound from the test of "less". Infinite when ``floor`` exceeds
-    ``level``: no threshold is ever rejected."""
-    if floor > level:
-        return -math.inf if lower else math.inf
-    span = float(x.max() - x.min()) + 1.0
-    # kept: the far side of the sample (p ≥ ½); rejected: beyond the near side (p = floor)
-    kept, rejected = (
-        (float(x.max()), float(x.min()) - span)
-        if lower
-        else (
-            float(x.min()),
-            float(x.max()) + span,
-        )
-    )
-    for _ in range(60):
-        middle = (kept + rejected) / 2.0
-        if p_of(middle) > level:
-            kept = middle
-        else:
-            rejected = middle
-    return rejected
 
 
 def jackknife_t_test(
@@ -428,63 +374,3 @@ def verdict_all(verdicts: Iterable[str]) -> str:
     if not verdicts or NOT_RUN in verdicts:
         return NOT_RUN
     return min(verdicts, key=_SUPPORT.__getitem__)
-
-
-# ---- exact binomial interval -----------------------------------------------------------------
-
-
-def _binomial_log_pmf(k: int, n: int, p: float) -> float:
-    if p <= 0.0:
-        return 0.0 if k == 0 else -math.inf
-    if p >= 1.0:
-        return 0.0 if k == n else -math.inf
-    log_choose = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-    return log_choose + k * math.log(p) + (n - k) * math.log1p(-p)
-
-
-def binomial_cdf(k: int, n: int, p: float) -> float:
-    """P(X ≤ k) for X ~ Binomial(n, p), summed in log space (exact for any n of this project)."""
-    if k < 0:
-        return 0.0
-    if k >= n:
-        return 1.0
-    terms = [_binomial_log_pmf(i, n, p) for i in range(k + 1)]
-    top = max(terms)
-    if top == -math.inf:
-        return 0.0
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
-
-
-def _bisect(increasing: Callable[[float], float], target: float) -> float:
-    """The p in [0, 1] where the non-decreasing ``increasing(p)`` crosses ``target``."""
-    low, high = 0.0, 1.0
-    for _ in range(80):  # 2⁻⁸⁰: far below any difference that matters
-        middle = (low + high) / 2.0
-        if increasing(middle) < target:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2.0
-
-
-def clopper_pearson(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
-    """The exact (Clopper-Pearson) interval of a binomial proportion, k = ``successes`` of n.
-
-    low solves P(X ≥ k; n, low) = α/2 and high solves P(X ≤ k; n, high) = α/2, α = 1 − c;
-    low = 0 when k = 0 and high = 1 when k = n. So for k = n: low = (α/2)^(1/n). The estimate
-    is k/n. With n = 0 every field is NaN.
-    """
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes must lie in 0 … n, got {successes} of {n}")
-    if n == 0:
-        return Interval(math.nan, math.nan, math.nan, 0)
-    tail = (1.0 - confidence) / 2.0
-    low = 0.0
-    if successes > 0:
-        # P(X ≥ k; p) = 1 − cdf(k − 1; p) grows with p
-        low = _bisect(lambda p: 1.0 - binomial_cdf(successes - 1, n, p), tail)
-    high = 1.0
-    if successes < n:
-        # −cdf(k; p) grows with p; it reaches −α/2 at the upper bound
-        high = _bisect(lambda p: -binomial_cdf(successes, n, p), -tail)
-    return Interval(successes / n, low, high, n)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .. import scores
 from ..grid import STABILIZE
 from ..selection import MIG_COLUMN
 from ..statistics import BELOW, refute_only
@@ -85,7 +86,8 @@ def deep_disentanglement_peaks(metrics: pd.DataFrame, settings: ClaimSettings) -
         "score exceeds both that of the smallest and that of the largest β "
         f"({settings.mean_test_text}; both ends must hold, the intermediate β Bonferroni-"
         "corrected, α/(K − 2) each); reproduced if MIG and SAP both peak; the effect is the "
-        "smaller of the two contrasts of the deciding β"
+        "smaller of the two contrasts of the deciding β. The other disentanglement scores "
+        f"({secondary_text()}) are shown by β as secondary evidence and do not decide"
     )
     rows = []
     for dataset in sorted(metrics["dataset"].unique()):
@@ -115,8 +117,33 @@ def deep_disentanglement_peaks(metrics: pd.DataFrame, settings: ClaimSettings) -
                 f"{interval_text(evidence.interval)} ({settings.verdict(evidence)})"
             )
         evidence = settings.all_of(per_metric)
+        texts += secondary_means(runs)
         rows.append(judged_row(dataset, test, evidence, "; ".join(texts), settings))
     return rows
+
+
+def secondary_scores() -> list[str]:
+    """The disentanglement scores of the vocabulary that the paper's claims do not judge by
+    (DCI disentanglement, the FactorVAE score, …): shown beside MIG and SAP, never deciding."""
+    return [
+        q.name for q in scores.scores() if q.disentanglement and q.name not in (MIG_COLUMN, "sap")
+    ]
+
+
+def secondary_text() -> str:
+    return ", ".join(scores.label(name) for name in secondary_scores())
+
+
+def secondary_means(runs: pd.DataFrame) -> list[str]:
+    """``<label>: means β=… …`` of each secondary score that ``runs`` has (over the seeds with a
+    finite value at every β)."""
+    texts = []
+    for name in secondary_scores():
+        if name in runs:
+            means = seeds_by_beta(runs, name).mean()
+            listed = ", ".join(f"β={b:g} {v:.3g}" for b, v in means.items())
+            texts.append(f"{scores.label(name)} (secondary): means {listed}")
+    return texts
 
 
 def relative_deterioration(values: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from ..statistics import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Interval, clopper_pearson
+from ..binomial import clopper_pearson
+from ..statistics import INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, Interval
 from .registry import LINEAR_VIEWS, claim, not_run, row
 from .settings import ClaimSettings
 

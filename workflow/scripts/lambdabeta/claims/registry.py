@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from .. import scores
+from ..scores import NULL_PARTS
 from ..statistics import NO_INTERVAL, NOT_RUN, VERDICTS, Evidence, Interval, limitation
 from .settings import ClaimSettings
 from .tables import TABLES
@@ -85,40 +87,42 @@ class Claim:
 _REGISTERED: dict[str, tuple[Claim, tuple[str, str, int]]] = {}
 
 
+PAPER_SCORES = ("mig", "sap", "im")
+"""The scores the paper's deep claims are judged by (``lambdabeta.scores``)."""
+
 Views = Callable[[pd.DataFrame], Iterable[tuple[str, pd.DataFrame]]]
 """A claim's representations: ``(representation, view)`` of its first table, the view's
 metric columns being that representation's (``linear_views``, ``deep_views``)."""
 
 
-NULL_PARTS = ("_null_mean", "_null_upper")
-"""Suffixes of a score's permutation null columns (``lambdabeta.evaluate``)."""
-
-
-def views_of(columns: Mapping[str, Mapping[str, str]]) -> Views:
+def views_of(
+    columns: Mapping[str, Mapping[str, str]],
+    optional: Mapping[str, Mapping[str, str]] | None = None,
+) -> Views:
     """The views of a table whose representation ``r`` holds metric ``k`` in column
     ``columns[r][k]``: the view writes that column under the name ``k`` (and its permutation
     null's columns, where the table has them, under ``k``'s). A representation whose columns
-    the table lacks is left out."""
+    the table lacks is left out. ``optional[r]`` maps more metrics the same way where the table
+    has them (scores a setting may turn off)."""
+    optional = optional or {}
 
     def views(table: pd.DataFrame) -> Iterable[tuple[str, pd.DataFrame]]:
-        for representation, renamed in columns.items():
-            if all(column in table for column in renamed.values()):
-                nulls = {
-                    f"{k}{part}": f"{c}{part}"
-                    for k, c in renamed.items()
-                    for part in NULL_PARTS
-                    if f"{c}{part}" in table
-                }
-                # another representation's null must not stand in for this one's
-                stale = [
-                    f"{k}{part}"
-                    for k, c in renamed.items()
-                    for part in NULL_PARTS
-                    if k != c and f"{k}{part}" in table and f"{k}{part}" not in nulls
-                ]
-                view = table.drop(columns=stale)
-                named = renamed | nulls
-                yield representation, view.assign(**{k: table[c] for k, c in named.items()})
+        for representation, required in columns.items():
+            if not all(column in table for column in required.values()):
+                continue
+            wanted = required | optional.get(representation, {})
+            renamed = {k: c for k, c in wanted.items() if c in table}
+            renamed |= {
+                f"{k}_{part}": f"{c}_{part}"
+                for k, c in wanted.items()
+                for part in NULL_PARTS
+                if f"{c}_{part}" in table
+            }
+            # another representation's column or null must not stand in for this one's
+            names = [*wanted, *(f"{k}_{part}" for k in wanted for part in NULL_PARTS)]
+            stale = [k for k in names if k in table and k not in renamed]
+            view = table.drop(columns=stale)
+            yield representation, view.assign(**{k: table[c] for k, c in renamed.items()})
 
     return views
 
@@ -197,13 +201,17 @@ LINEAR_VIEWS = views_of(
         "mean": {"sap": "sap_mean", "im": "im_mean", "mi_total": "mi_total_mean"},
     }
 )
-DEEP_VIEWS = views_of(
-    {
-        # the paper's deep convention first
-        "mean": {"mig": "mig", "sap": "sap", "im": "im"},
-        "sampled": {"mig": "mig_sampled", "sap": "sap_sampled", "im": "im_sampled"},
-    }
-)
+
+
+def deep_views(table: pd.DataFrame) -> Iterable[tuple[str, pd.DataFrame]]:
+    """The deep claims' views: the paper's convention (the encoder mean) first. The paper's
+    scores decide; the vocabulary's other disentanglement scores come along where they were
+    computed (read from ``lambdabeta.scores`` when called, so a score registered later is in)."""
+    others = [q.name for q in scores.scores("sampled") if q.name not in PAPER_SCORES]
+    return views_of(scores.views(PAPER_SCORES), scores.views(others))(table)
+
+
+DEEP_VIEWS = deep_views
 
 
 def row(

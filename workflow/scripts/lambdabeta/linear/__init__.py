@@ -54,7 +54,6 @@ _EXPORTS = {
     "parameterization": (
         "LogCholesky",
         "ProjectedCholesky",
-        "ProjectedCholeskyReference",
         "parameterization_named",
     ),
     "lapack": ("precision_products", "factor_gradient", "use_threads"),
@@ -109,6 +108,6 @@ _EXPORTS = {
         "InstanceJob",
         "StudyJob",
     ),
-    "reference": ("adamw_reference", "fixed_point_reference"),
+    "reference": ("ProjectedCholeskyReference", "adamw_reference", "fixed_point_reference"),
 }
 __all__, __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

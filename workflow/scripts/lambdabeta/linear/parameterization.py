@@ -378,15 +378,6 @@ class ProjectedCholesky:
         return shared.loss, [shared.grad_a, shared.grad_b, grad_l_z, grad_l_w]
 
 
-@dataclass(frozen=True)
-class ProjectedCholeskyReference(ProjectedCholesky):
-    """``ProjectedCholesky`` computing its gradients by the formulation through C_Z⁻¹: the
-    baseline the faster formulation is checked and timed against."""
-
-    def loss_and_gradients(self, *args, **kwargs):
-        return self.reference_loss_and_gradients(*args, **kwargs)
-
-
 def _lapack_can_take(chol: torch.Tensor) -> bool:
     """Whether ``lapack``'s kernels apply: contiguous float64 matrices in CPU memory."""
     return chol.device.type == "cpu" and chol.dtype == torch.float64 and chol.is_contiguous()

@@ -6,12 +6,14 @@ the pipeline never calls them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from .instance import DTYPE, Instance
 from .jobs import GradClip
 from .objective import Params, decoder_optimum, encoder_optimum, loss, objective_terms
-from .parameterization import LogCholesky, Parameterization
+from .parameterization import LogCholesky, Parameterization, ProjectedCholesky
 
 
 def fixed_point_reference(
@@ -77,3 +79,12 @@ def adamw_reference(
             parameterization.project_(leaves[3])
     with torch.no_grad():
         return current()
+
+
+@dataclass(frozen=True)
+class ProjectedCholeskyReference(ProjectedCholesky):
+    """``ProjectedCholesky`` computing its gradients by the formulation through C_Z⁻¹: the
+    baseline the faster formulation is checked and timed against."""
+
+    def loss_and_gradients(self, *args, **kwargs):
+        return self.reference_loss_and_gradients(*args, **kwargs)

@@ -12,6 +12,8 @@ and on the test samples. Arrays have one row per sample, as in the rest of ``lam
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
@@ -28,6 +30,7 @@ def dci_importance(
     codes_test: np.ndarray,
     factors_test: np.ndarray,
     random_state: int | np.random.RandomState | None,
+    n_jobs: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The importance matrix (m × K) and each factor's train and test accuracy (length K).
 
@@ -46,20 +49,28 @@ def dci_importance(
         "DCI",
     )
 
-    num_codes, num_factors = codes_train.shape[1], factors_train.shape[1]
-    importance = np.zeros((num_codes, num_factors))
-    train_accuracy, test_accuracy = np.empty(num_factors), np.empty(num_factors)
-    for k in range(num_factors):
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be ≥ 1, got {n_jobs}")
+    if n_jobs > 1 and isinstance(random_state, np.random.RandomState):
+        raise ValueError("a shared RandomState is drawn from in factor order: use n_jobs = 1")
+
+    def fit(k: int) -> tuple[np.ndarray, float, float]:
         classes = np.unique(factors_train[:, k])
         if classes.size == 1:
-            train_accuracy[k] = 1.0
-            test_accuracy[k] = np.mean(factors_test[:, k] == classes[0])
-            continue
+            return np.zeros(codes_train.shape[1]), 1.0, np.mean(factors_test[:, k] == classes[0])
         classifier = GradientBoostingClassifier(random_state=random_state)
         classifier.fit(codes_train, factors_train[:, k])
-        importance[:, k] = np.abs(classifier.feature_importances_)
-        train_accuracy[k] = np.mean(classifier.predict(codes_train) == factors_train[:, k])
-        test_accuracy[k] = np.mean(classifier.predict(codes_test) == factors_test[:, k])
+        return (
+            np.abs(classifier.feature_importances_),
+            np.mean(classifier.predict(codes_train) == factors_train[:, k]),
+            np.mean(classifier.predict(codes_test) == factors_test[:, k]),
+        )
+
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        fits = list(pool.map(fit, range(factors_train.shape[1])))
+    importance = np.stack([fitted[0] for fitted in fits], axis=1)
+    train_accuracy = np.array([fitted[1] for fitted in fits], dtype=float)
+    test_accuracy = np.array([fitted[2] for fitted in fits], dtype=float)
     return importance, train_accuracy, test_accuracy
 
 
@@ -124,6 +135,7 @@ def dci(
     codes_test: np.ndarray,
     factors_test: np.ndarray,
     random_state: int | np.random.RandomState | None,
+    n_jobs: int = 1,
 ) -> dict[str, float]:
     """DCI of continuous codes (N × m, one row per sample) for discrete factors (N × K).
 
@@ -132,10 +144,10 @@ def dci(
     ``completeness = dci_completeness(R)``, ``informativeness_train = mean_k a_train[k]`` and
     ``informativeness_test = mean_k a_test[k]`` (accuracies, not errors, as in
     disentanglement_lib). The same ``random_state`` (an int, or a ``RandomState`` in the same
-    state) gives the same numbers.
+    state) gives the same numbers; ``n_jobs`` as in :func:`dci_importance`.
     """
     importance, train_accuracy, test_accuracy = dci_importance(
-        codes_train, factors_train, codes_test, factors_test, random_state
+        codes_train, factors_train, codes_test, factors_test, random_state, n_jobs
     )
     return {
         "disentanglement": dci_disentanglement(importance),

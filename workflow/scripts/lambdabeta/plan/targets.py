@@ -1,4 +1,5 @@
-"""The final outputs a config asks for: every figure and table of the studies it runs."""
+"""The final outputs a config asks for: every figure and table of the studies it runs (the
+figures: those of the registry, ``lambdabeta.plan.figures``, that the config wants)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,8 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-LINEAR_FIGURES = [
-    "fig2_linear_beta_sweep",
-    "fig3_linear_lambda_heatmaps",
-    "fig_linear_contraction",
-    "fig_linear_phase",
-]
-DEEP_FIGURES = [
-    "fig4_beta_sweep",
-    "fig5_lambda_heatmaps",
-    "fig6_tchebycheff",
-    "fig7_reconstructions",
-    "fig8_mi_heatmaps",
-    "fig9_traversals",
-]
+from . import figures
+
 LINEAR_TABLES = [
     *("linear_metrics.csv", "linear_summary.csv"),
     *("linear_phase.csv", "linear_rays.csv", "linear_adaptive.csv"),
@@ -31,41 +20,20 @@ CLAIMS_TABLES = ["claims.csv", "claims.md", "claims_verdicts.rst", "claims_lines
 COSTS_TABLES = ["job_costs.csv"]
 
 
-def figure_files(names: Iterable[str]) -> list[str]:
-    """The PDF and PNG of each named figure."""
-    return [f"results/figures/{name}.{ext}" for name in names for ext in ("pdf", "png")]
-
-
 def table_files(names: Iterable[str]) -> list[str]:
     return [f"results/tables/{name}" for name in names]
-
-
-SAMPLED_FIGURES = ["fig4_beta_sweep_sampled", "fig5_lambda_heatmaps_sampled"]
-"""Figs 4-5 of the sampled representation, when ``deep.evaluate.representations`` scores it."""
-
-
-def deep_figures(config: Mapping[str, Any]) -> list[str]:
-    """The deep figures the config asks for: the paper's, the traversals, and Figs 4-5 of the
-    sampled representation when it is scored."""
-    scored = config["deep"].get("evaluate", {}).get("representations", ["mean"])
-    adaptive = (config["deep"].get("adaptive") or {}).get("enabled", False)
-    return (
-        DEEP_FIGURES
-        + (SAMPLED_FIGURES if "sampled" in scored else [])
-        + (["fig_adaptive"] if adaptive else [])
-    )
 
 
 def all_targets(config: Mapping[str, Any]) -> list[str]:
     """Every final output ``config`` asks for."""
     targets = table_files(CLAIMS_TABLES + COSTS_TABLES)
-    if config.get("linear") is not None:
-        targets += table_files(LINEAR_TABLES) + figure_files(LINEAR_FIGURES)
-    datasets = config.get("deep", {}).get("datasets", [])
-    if datasets:
-        targets += [f"results/datasets/{d}_samples.png" for d in datasets]
+    if figures.runs_linear(config):
+        targets += table_files(LINEAR_TABLES)
+        targets += figures.figure_files(figures.wanted(config, figures.LINEAR))
+    if figures.runs_deep(config):
+        targets += [f"results/datasets/{d}_samples.png" for d in config["deep"]["datasets"]]
         targets += table_files(DEEP_TABLES + SELECTION_TABLES + LAMBDA_TABLES)
-        targets += figure_files(deep_figures(config))
+        targets += figures.figure_files(figures.wanted(config, figures.DEEP))
     return targets
 
 

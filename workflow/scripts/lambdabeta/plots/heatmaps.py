@@ -13,10 +13,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.collections import QuadMesh
 
+from .. import scores
 from .style import LABELS, PAGE_WIDTH
 
-# Quantities for which a smaller value is better: their colour maps run the other way.
-LOWER_IS_BETTER = frozenset({"nll", "recon_nll", "train_bce", "kl_total", "score"})
+# Quantities whose colour maps run the other way, besides those of the score vocabulary for which
+# a smaller value is better: the linear NLL, the Tchebycheff score, and the total KL, whose small
+# values are the collapsed models that the scores' bright cells should not be confused with.
+LOWER_IS_BETTER = frozenset({"nll", "score", "kl_total"})
 
 # Panel geometry, in inches: heights grow with the number of heatmap rows so that cells stay
 # legible; annotation fonts shrink with the cells, within these limits (points).
@@ -159,7 +162,8 @@ def hatch_cells(ax: plt.Axes, marked: np.ndarray, hatch: str = "////") -> None:
 
 
 def colormap(quantity: str) -> str:
-    return "viridis_r" if quantity in LOWER_IS_BETTER else "viridis"
+    reversed_map = quantity in LOWER_IS_BETTER or scores.lower_is_better(quantity)
+    return "viridis_r" if reversed_map else "viridis"
 
 
 def heatmap_figure(

@@ -15,7 +15,7 @@ import pandas as pd
 import seaborn as sns
 
 from .heatmaps import colormap, grid_heatmap, hatch_cells, heatmap_figure, label_row, outline_region
-from .style import LABELS, METHOD_LABELS, PAGE_WIDTH, save_figure, use_style
+from .style import LABELS, METHOD_LABELS, PAGE_WIDTH, axis_label, save_figure, use_style
 
 Table = pd.DataFrame | str | os.PathLike
 
@@ -92,9 +92,9 @@ def fig2_linear_beta_sweep(
             if f"{metric}_mean" in rows:
                 _mean_convention(ax, _of_size(table, size), metric, order, methods)
             ax.set_xlabel(LABELS["beta"])
-            ax.set_ylabel(LABELS[metric])
+            ax.set_ylabel(axis_label(metric))
             if row == 0:
-                ax.set_title(LABELS[metric])
+                ax.set_title(axis_label(metric))
         label_row(axes[row, 0], _size_label(size))
     if axes[0, 0].get_legend() is not None:
         handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -151,7 +151,7 @@ def fig3_linear_lambda_heatmaps(
             grid_heatmap(ax, frame, cmap=colormap(metric), cell_size=cell_size)
             _mark_theory(ax, rows)
             if row == 0:
-                ax.set_title(LABELS[metric])
+                ax.set_title(axis_label(metric))
             if col > 0:
                 ax.set_ylabel("")
         label_row(axes[row, 0], f"n={size['n']}, {METHOD_LABELS[method]}")

@@ -12,26 +12,33 @@ matplotlib.use("Agg")  # figures are rendered in jobs without a display
 import matplotlib.pyplot as plt
 import seaborn as sns
 
+from .. import scores
 from ..io import atomic_path
 
 # Width of a two-column paper page, in inches; panels are sized from it.
 PAGE_WIDTH = 7.0
 PNG_DPI = 200
 
-# Labels shared by every figure, so a quantity reads the same everywhere.
+# Labels shared by every figure, so a quantity reads the same everywhere: the axes' and the linear
+# NLL's here, every deep table column's from the score vocabulary (axis_label).
 LABELS = {
     "nll": "NLL (nats)",
-    "recon_nll": "recon. NLL (nats / image)",
-    "train_bce": "train BCE (nats / image)",
-    "sap": "SAP",
-    "mig": "MIG",
-    "im": r"$I_m$ (nats)",
-    "sap_sampled": "SAP (sampled z)",
-    "mig_sampled": "MIG (sampled z)",
-    "im_sampled": r"$I_m$ (nats, sampled z)",
     "beta": r"$\beta$",
     "lambda": r"$\lambda$",
 }
+
+
+def axis_label(name: str) -> str:
+    """A quantity's label in the figures: ``LABELS``, else the score vocabulary's axis label
+    (``lambdabeta.scores.label``), else the name itself."""
+    if name in LABELS:
+        return LABELS[name]
+    try:
+        return scores.label(name, "axis")
+    except KeyError:
+        return name
+
+
 METHOD_LABELS = {"fixed_point": "fixed point", "adamw": "AdamW"}
 
 
