@@ -45,13 +45,14 @@ from lambdabeta.evaluate import evaluate_checkpoint
 from lambdabeta.evaluation.passes import (
     encode_means,
     evaluation_images,
+    image_encoder,
     load_evaluation_model,
     reconstruction_nll,
 )
 from lambdabeta.evaluation.settings import EvaluationSettings
 from lambdabeta.evaluation.split import IMAGES_STREAM, evaluation_stream, sample_evaluation_indices
 from lambdabeta.io import write_json
-from lambdabeta.loader import DeviceImages, dataset_digest, load_prepared
+from lambdabeta.loader import dataset_digest, load_prepared
 from lambdabeta.model import VAE, save_model
 
 
@@ -267,12 +268,13 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         n_jobs=args.threads,
     )
 
+    means_of = image_encoder(model, device, args.batch_size)
+
     def encode(batch: np.ndarray) -> np.ndarray:
         # A random model's means hardly vary, so the score would prune every latent and stop
         # after the variance estimate; scaled up, every latent votes and the timing is that of a
         # trained model (encoding is the cost; the votes and the classifier are negligible).
-        on_device = DeviceImages(batch, device=device, channels_last=device.type == "cpu")
-        return 1e3 * encode_means(model, on_device, np.arange(len(batch)), args.batch_size)
+        return 1e3 * means_of(batch)
 
     size, votes_train, votes_eval, variance = args.factor_vae
     timed(

@@ -66,6 +66,7 @@ from .evaluation.passes import (
     count_active_latents,
     forward_pass,
     gather_rows,
+    image_encoder,
     load_evaluation_model,
     reconstruct,
     sampled_codes,
@@ -80,7 +81,7 @@ from .evaluation.split import (
     EvaluationSplit,
     evaluation_stream,
 )
-from .loader import DeviceImages, PreparedDataset, load_prepared
+from .loader import PreparedDataset, load_prepared
 from .scores import QUANTITIES, REPRESENTATIONS
 from .training.curve import control_summary, tail_mean
 
@@ -195,23 +196,8 @@ def _score_representations(
         return evaluation_stream(settings.seed, replicate, stream)
 
     def encoder(sampled: bool) -> Callable[[np.ndarray], np.ndarray]:
-        noise = np.random.default_rng(seed(FACTOR_VAE_NOISE_STREAM))
-
-        def encode(images: np.ndarray) -> np.ndarray:
-            batch = DeviceImages(
-                images, device=split.images.device, channels_last=split.images.channels_last
-            )
-            passed = forward_pass(
-                model, batch, np.arange(len(images)), settings.batch_size, with_kl=False,
-                with_nll=False,
-            )  # fmt: skip
-            if not sampled:
-                return passed.means
-            return passed.means + np.exp(0.5 * passed.logvars) * noise.standard_normal(
-                passed.means.shape
-            )
-
-        return encode
+        noise = np.random.default_rng(seed(FACTOR_VAE_NOISE_STREAM)) if sampled else None
+        return image_encoder(model, split.images.device, settings.batch_size, noise)
 
     values = {"mean": forward.means}
     if "sampled" in settings.representations:

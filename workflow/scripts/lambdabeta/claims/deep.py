@@ -12,6 +12,7 @@ from ..statistics import BELOW, refute_only
 from .registry import (
     DEEP_VIEWS,
     DERIVED,
+    PAPER_SCORES,
     claim,
     interval_text,
     judged_row,
@@ -125,9 +126,7 @@ def deep_disentanglement_peaks(metrics: pd.DataFrame, settings: ClaimSettings) -
 def secondary_scores() -> list[str]:
     """The disentanglement scores of the vocabulary that the paper's claims do not judge by
     (DCI disentanglement, the FactorVAE score, …): shown beside MIG and SAP, never deciding."""
-    return [
-        q.name for q in scores.scores() if q.disentanglement and q.name not in (MIG_COLUMN, "sap")
-    ]
+    return [q.name for q in scores.scores() if q.disentanglement and q.name not in PAPER_SCORES]
 
 
 def secondary_text() -> str:

@@ -4,6 +4,7 @@ reconstruction NLL, reconstructions and latent traversals (``lambdabeta.evaluate
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +68,28 @@ def encode_means(
     return forward_pass(model, images, indices, batch_size, with_kl=False, with_nll=False).means
 
 
+def image_encoder(
+    model: nn.Module,
+    device: torch.device,
+    batch_size: int,
+    noise: np.random.Generator | None = None,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``encode(images)``: the codes of uint8 images (N × H × W × C) on ``device`` in batches,
+    the encoder means, or with ``noise`` one sample z = μ + σ·ε each (:func:`sampled_codes`,
+    drawing the generator's next numbers). For scores that draw their own images (FactorVAE)."""
+
+    def encode(images: np.ndarray) -> np.ndarray:
+        batch = DeviceImages(images, device=device, channels_last=device.type == "cpu")
+        passed = forward_pass(
+            model, batch, np.arange(len(images)), batch_size, with_kl=False, with_nll=False
+        )
+        if noise is None:
+            return passed.means
+        return sampled_codes(passed.means, passed.logvars, noise)
+
+    return encode
+
+
 def reconstruction_nll(
     model: nn.Module, images: DeviceImages, indices: np.ndarray | torch.Tensor, batch_size: int
 ) -> float:
@@ -110,11 +133,13 @@ def reconstruct(
 
 
 def sampled_codes(
-    means: np.ndarray, logvars: np.ndarray, seed: int | np.random.SeedSequence
+    means: np.ndarray,
+    logvars: np.ndarray,
+    seed: int | np.random.SeedSequence | np.random.Generator,
 ) -> np.ndarray:
     """One draw z = μ + exp(½ log σ²)·ε per image and latent (N × m, float64), ε ~ N(0, 1) from
     the stream ``seed`` (:func:`evaluation_stream`), so every model of a seed is scored on the
-    same noise."""
+    same noise; a ``Generator`` is drawn from as it stands (its next draws)."""
     noise = np.random.default_rng(seed)
     return means + np.exp(0.5 * logvars) * noise.standard_normal(means.shape)
 

@@ -179,12 +179,14 @@ class EvaluationSettings(Settings):
         for key, most in (("num_train", self.num_train), ("num_test", self.num_test)):
             if (getattr(dci, key) or 0) > most:
                 raise SettingError(
-                    "dci",
+                    f"dci.{key}",
                     f"dci.{key} must be at most {key} = {most} (DCI scores a part of the "
                     f"evaluation images), got {getattr(dci, key)}",
                 )
         if dci.num_train == 1:
-            raise SettingError("dci", "dci.num_train must be 0 (no DCI), ≥ 2 or null (all)")
+            raise SettingError(
+                "dci.num_train", "dci.num_train must be 0 (no DCI), ≥ 2 or null (all)"
+            )
         self._set("dci", dci)
         minimums = {"batch_size": 2, "num_train": 0, "num_eval": 1, "num_variance_estimate": 2}
         self._set("factor_vae", _nested("factor_vae", FactorVAESettings, self.factor_vae, minimums))
